@@ -1,0 +1,117 @@
+"""Command line: `tfcompat run | report | plan` (also `python -m harness`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from .errors import TfcompatError
+
+
+def _split(value: str | None) -> list[str] | None:
+    if not value:
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tfcompat", description="TensorFlow/Keras serialization compatibility matrix")
+    p.add_argument("--matrix", default=os.environ.get("TFCOMPAT_MATRIX", "matrix.yaml"),
+                   help="the matrix file (default: ./matrix.yaml)")
+    p.add_argument("--state-dir", default=None, help="run state (default: .tfcompat next to the matrix)")
+    p.add_argument("--reports", default=None, help="report dir (default: reports/ next to the matrix)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def selection(sp):
+        sp.add_argument("--only", help="comma-separated env ids (restricts producers and consumers)")
+        sp.add_argument("--fixtures", help="comma-separated fixture names")
+        sp.add_argument("--formats", help="comma-separated format names")
+
+    run = sub.add_parser("run", help="run the matrix and write reports/")
+    selection(run)
+    run.add_argument("--jobs", "-j", type=int, default=2, help="environments worked on at once (default 2)")
+    run.add_argument("--backend", default="tox", help="environment backend (default: tox)")
+    run.add_argument("--timeout", type=float, default=None, help="seconds per check (default: matrix check_timeout)")
+    run.add_argument("--resume", nargs="?", const="latest", default=None, metavar="RUN_ID",
+                     help="finish an interrupted run (default: the latest) without redoing finished work")
+    rep = sub.add_parser("report", help="re-render reports/ from a stored run")
+    rep.add_argument("--run", default="latest", help="run id (default: latest)")
+    plan = sub.add_parser("plan", help="what would run")
+    selection(plan)
+    plan.add_argument("--json", action="store_true", help="machine-readable output")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except TfcompatError as exc:
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            print("tfcompat: error: " + line, file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("tfcompat: interrupted; finish with `tfcompat run --resume`", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args) -> int:
+    from .matrix import load_matrix
+    from . import runner as rn
+
+    matrix = load_matrix(args.matrix)
+    root = os.path.dirname(os.path.abspath(args.matrix))
+    state_dir = args.state_dir or os.path.join(root, ".tfcompat")
+    reports = args.reports or os.path.join(root, "reports")
+    if args.command == "plan":
+        return _plan(matrix, rn.select(matrix, _split(args.only), _split(args.fixtures), _split(args.formats)), args.json)
+    if args.command == "report":
+        run_dir = rn.latest_run_dir(state_dir) if args.run == "latest" else os.path.join(state_dir, "runs", args.run)
+        with open(os.path.join(run_dir, "run.json")) as fh:
+            meta = json.load(fh)
+        if not os.path.exists(os.path.join(run_dir, "results.jsonl")):
+            raise TfcompatError("%s has no results yet; finish it with `tfcompat run --resume %s`"
+                                % (run_dir, os.path.basename(run_dir)))
+        print(rn.publish(run_dir, reports, meta))
+        return 0
+    if args.resume:
+        run_dir = rn.latest_run_dir(state_dir) if args.resume == "latest" else os.path.join(state_dir, "runs", args.resume)
+        with open(os.path.join(run_dir, "run.json")) as fh:
+            stored = json.load(fh)["selection"]
+        sel = rn.Selection(tuple(stored["envs"]), tuple(stored["fixtures"]), tuple(stored["formats"]))
+        print("tfcompat: resuming %s" % os.path.basename(run_dir))
+    else:
+        sel = rn.select(matrix, _split(args.only), _split(args.fixtures), _split(args.formats))
+        _, run_dir = rn.new_run_dir(state_dir)
+    runner = rn.Runner(matrix, sel, run_dir, backend=args.backend, jobs=args.jobs, timeout=args.timeout)
+    print("tfcompat: run %s: %d env(s), %d fixture(s), %d format(s) -> %d checks" % (
+        runner.run_id, len(sel.envs), len(sel.fixtures), len(sel.formats),
+        len(sel.envs) ** 2 * len(sel.fixtures) * len(sel.formats)))
+    meta = runner.run()
+    index = rn.publish(run_dir, reports, meta)
+    counts = ", ".join("%s %d" % kv for kv in sorted(meta["outcome_counts"].items()))
+    print("tfcompat: %d records (%s) in %.0fs" % (meta["checks"], counts, meta["duration_s"]))
+    print("tfcompat: TF imports per env: " + ", ".join(
+        "%s %s" % (e, "/".join(str(v) for v in c.values())) for e, c in meta["tf_imports"].items())
+        + " (save/no-remedy/remedies)")
+    print("tfcompat: report: %s" % index)
+    return 0
+
+
+def _plan(matrix, sel, as_json: bool) -> int:
+    n = len(sel.envs)
+    plan = {"environments": [{"id": e, "spec": matrix.env(e).describe(),
+                              "requirements": matrix.env(e).requirements()} for e in sel.envs],
+            "fixtures": list(sel.fixtures), "formats": list(sel.formats),
+            "artifacts": n * len(sel.fixtures) * len(sel.formats),
+            "checks": n * n * len(sel.fixtures) * len(sel.formats)}
+    if as_json:
+        print(json.dumps(plan, indent=1))
+    else:
+        for env in plan["environments"]:
+            print("%-18s %s" % (env["id"], env["spec"]))
+        print("%d env(s) x %d fixture(s) x %d format(s): %d artifacts, %d checks" % (
+            n, len(sel.fixtures), len(sel.formats), plan["artifacts"], plan["checks"]))
+    return 0

@@ -1,0 +1,152 @@
+"""The matrix model: EnvSpec, FixtureSpec, Matrix, and load_matrix().
+
+load_matrix() raises ConfigError listing every mistake in the file, one line
+each: `<file>: <key path>: <what is wrong>; <what is allowed>` (the checks
+live in harness/matrix_check.py and harness/matrix.schema.json).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+
+from harness.matrix_check import (  # noqa: F401  (re-exported for callers)
+    DEFAULT_ATOL,
+    DEFAULT_CHECK_TIMEOUT,
+    DEFAULT_RTOL,
+    KNOWN_FORMATS,
+    SCHEMA_PATH,
+    WILDCARD,
+    read_matrix,
+)
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """One environment of the matrix: what to install and how to run it."""
+
+    id: str
+    python: str
+    tensorflow: str
+    keras: str  # "bundled" | "tf-keras" | exact Keras 3 version
+    tf_keras: str | None = None
+    pins: dict[str, str] = field(default_factory=dict)  # package -> pip specifier
+    set_env: dict[str, str] = field(default_factory=dict)
+    backend: dict = field(default_factory=dict)
+
+    def requirements(self) -> list[str]:
+        """Pip requirement strings: tensorflow first, then Keras, then pins by name."""
+        reqs = [f"tensorflow=={self.tensorflow}"]
+        if self.keras == "tf-keras":
+            reqs.append(f"tf-keras=={self.tf_keras}")
+        elif self.keras != "bundled":
+            reqs.append(f"keras=={self.keras}")
+        reqs.extend(f"{name}{spec}" for name, spec in sorted(self.pins.items()))
+        return reqs
+
+    def env_vars(self) -> dict[str, str]:
+        """Environment variables for every process in this env (set_env wins)."""
+        env = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+        if self.keras == "tf-keras":
+            # TF >= 2.16 makes tf.keras the legacy tf-keras only when this is set.
+            env["TF_USE_LEGACY_KERAS"] = "1"
+        env.update(self.set_env)
+        return env
+
+    def describe(self) -> str:
+        """One human line: 'TF 2.15.1, Keras bundled, Python 3.11'."""
+        keras = f"tf-keras {self.tf_keras}" if self.keras == "tf-keras" else self.keras
+        return f"TF {self.tensorflow}, Keras {keras}, Python {self.python}"
+
+    def spec_hash(self, python_path: str | None = None) -> str:
+        """sha256 over everything but the id, plus the interpreter's path.
+
+        `python_path` defaults to find_python(self.python) (which may raise
+        InterpreterNotFound). Environment variables are included too: they do
+        not change what is installed but do change what a check observes.
+        """
+        if python_path is None:
+            from harness.interpreters import find_python
+
+            python_path = find_python(self.python)
+        data = dataclasses.asdict(self)
+        del data["id"]
+        data["requirements"] = self.requirements()
+        data["env_vars"] = self.env_vars()
+        data["python_path"] = python_path
+        blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class FixtureSpec:
+    """A fixture module and the tolerances its predictions are compared with."""
+
+    name: str
+    path: str  # absolute path of the .py module
+    atol: float = DEFAULT_ATOL
+    rtol: float = DEFAULT_RTOL
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """A validated matrix.yaml."""
+
+    path: str
+    environments: list[EnvSpec]
+    fixtures: list[FixtureSpec]
+    formats: list[str]
+    exclusions: list[dict] = field(default_factory=list)
+    expectations: list[dict] = field(default_factory=list)
+    check_timeout: float = DEFAULT_CHECK_TIMEOUT
+
+    def env(self, id: str) -> EnvSpec:
+        """The environment named `id`; KeyError if there is none."""
+        for spec in self.environments:
+            if spec.id == id:
+                return spec
+        raise KeyError(id)
+
+    def fixture(self, name: str) -> FixtureSpec:
+        """The fixture named `name`; KeyError if there is none."""
+        for spec in self.fixtures:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+    def exclusion_for(self, producer: str, consumer: str, fixture: str, fmt: str) -> dict | None:
+        """The first exclusion covering this cell, or None."""
+        return _first_match(self.exclusions, producer, consumer, fixture, fmt)
+
+    def expectation_for(self, producer: str, consumer: str, fixture: str, fmt: str) -> dict | None:
+        """The first expectation covering this cell (expired ones included; see `expires`), or None."""
+        return _first_match(self.expectations, producer, consumer, fixture, fmt)
+
+
+def _first_match(rules: list[dict], producer: str, consumer: str, fixture: str, fmt: str) -> dict | None:
+    cell = {"producer": producer, "consumer": consumer, "fixture": fixture, "format": fmt}
+    for rule in rules:
+        if all(rule[k] in (WILDCARD, v) for k, v in cell.items()):
+            return rule
+    return None
+
+
+def load_matrix(path: str, *, check_fixture_files: bool = True) -> Matrix:
+    """Load and check the matrix file at `path`; raise ConfigError listing every problem.
+
+    `check_fixture_files=False` skips only the "fixtures/<name>.py exists"
+    check, for callers that need the environments alone (toxfile.py).
+    """
+    data = read_matrix(path, check_fixture_files)
+    return Matrix(
+        path=os.path.abspath(path),
+        environments=[EnvSpec(**env) for env in data["environments"]],
+        fixtures=[FixtureSpec(**fx) for fx in data["fixtures"]],
+        formats=data["formats"],
+        exclusions=data["exclusions"],
+        expectations=data["expectations"],
+        check_timeout=data["check_timeout"],
+    )

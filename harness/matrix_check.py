@@ -1,0 +1,529 @@
+"""Read and check matrix.yaml, reporting every mistake as one line.
+
+`read_matrix()` returns the file's content normalised to plain values (merged
+defaults, "==" added to bare versions, tolerances as floats); harness.matrix
+turns that into its dataclasses. The shape is checked by matrix.schema.json
+(JSON Schema 2020-12); versions, names and cross-references are checked here,
+only where the shape is right, so one mistake gives one line.
+"""
+
+from __future__ import annotations
+
+import datetime
+import difflib
+import json
+import os
+import re
+from typing import Any
+
+import jsonschema
+import yaml
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from harness.errors import ConfigError
+from harness.results import OUTCOMES
+
+SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "matrix.schema.json")
+KNOWN_FORMATS = ["h5", "keras", "savedmodel", "export", "weights_h5", "weights", "tf_savedmodel", "checkpoint"]
+DEFAULT_ATOL = 1e-5
+DEFAULT_RTOL = 1e-5
+DEFAULT_CHECK_TIMEOUT = 300.0
+WILDCARD = "*"
+# Names tox.ini already uses; a generated tox env must not shadow them.
+RESERVED_ENV_IDS = {"matrix", "tests", "ALL"}
+# These have their own keys in an environment; a pin would fight them.
+FLAVOUR_PACKAGES = {"tensorflow", "tensorflow-cpu", "tensorflow-intel", "keras", "tf-keras"}
+# The first TF whose own Keras is Keras 3, and the first with a tf-keras release.
+FIRST_KERAS3_TF = Version("2.16")
+
+_TOP_ORDER = ["version", "defaults", "check_timeout", "environments", "fixtures", "formats", "exclusions", "expectations"]
+_PACKAGE_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
+_MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+
+
+def read_matrix(path: str, check_fixture_files: bool = True) -> dict:
+    """The checked, normalised content of the matrix file at `path`.
+
+    Raises ConfigError with one line per problem. `check_fixture_files=False`
+    skips only the check that each fixture's .py file exists.
+    """
+    display = _display_path(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise ConfigError([f"{display}: cannot read: {exc.strerror or exc}"]) from None
+    checker = _Checker(display, os.path.dirname(os.path.abspath(path)), check_fixture_files)
+    result = checker.run(text)
+    if checker.problems:
+        raise ConfigError(checker.sorted_problems())
+    return result
+
+
+def normalize_specifier(spec: str) -> str | None:
+    """'1.26.4' -> '==1.26.4'; '<2' -> '<2'; None when it is not a pip specifier."""
+    text = spec.strip()
+    if not text:
+        return None
+    if text[0].isdigit():
+        try:
+            Version(text)
+        except InvalidVersion:
+            return None
+        text = f"=={text}"
+    try:
+        return str(SpecifierSet(text))
+    except InvalidSpecifier:
+        return None
+
+
+# ------------------------------------------------------------------ YAML
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that keeps dates as text and notes duplicate keys (PyYAML keeps the last silently)."""
+
+    duplicates: list[str]
+
+
+# `expires: 2027-13-45` would make PyYAML's date constructor raise; the text is checked here instead.
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _TIMESTAMP_TAG]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    loader.flatten_mapping(node)
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            if key in seen:
+                loader.duplicates.append(f"line {key_node.start_mark.line + 1}: key {key!r} appears twice in one mapping")
+            seen.add(key)
+        except TypeError:  # an unhashable key; construct_mapping reports it
+            pass
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _jsonable(value: Any) -> Any:
+    """YAML values as JSON types (string keys, dates as ISO text) for the schema."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return value.isoformat()
+    return value
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _display_path(path: str) -> str:
+    rel = os.path.relpath(os.path.abspath(path))
+    return path if rel.startswith("..") else rel
+
+
+def _key_path(parts: list) -> str:
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _sort_key(parts: list) -> tuple:
+    if not parts:
+        return (-1,)
+    head = _TOP_ORDER.index(parts[0]) if parts[0] in _TOP_ORDER else len(_TOP_ORDER)
+    return (head, *((0, p, "") if isinstance(p, int) else (1, 0, str(p)) for p in parts[1:]))
+
+
+def _type_name(value: Any) -> str:
+    names = {type(None): "null", bool: "boolean", int: "number", float: "number", str: "string", list: "list", dict: "mapping"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _show(value: Any) -> str:
+    """A value as the user wrote it in YAML, roughly."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    return repr(value)
+
+
+def _suggest(value: str, names: list[str]) -> str:
+    hit = difflib.get_close_matches(value, names, n=1)
+    return f" (did you mean {hit[0]!r}?)" if hit else ""
+
+
+def _as_dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _as_list(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _load_schema() -> dict:
+    with open(SCHEMA_PATH, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+# ------------------------------------------------------------------ checker
+
+
+class _Checker:
+    """Collects the problems of one matrix file."""
+
+    def __init__(self, display: str, base_dir: str, check_fixture_files: bool) -> None:
+        self.display = display
+        self.base_dir = base_dir
+        self.check_fixture_files = check_fixture_files
+        self.problems: list[tuple[tuple, str]] = []
+
+    def add(self, parts: list, message: str) -> None:
+        self.problems.append((_sort_key(parts), f"{self.display}: {_key_path(parts)}: {message}"))
+
+    def add_line(self, message: str) -> None:
+        self.problems.append(((-2,), f"{self.display}: {message}"))
+
+    def sorted_problems(self) -> list[str]:
+        return [line for _, line in sorted(self.problems, key=lambda p: p[0])]
+
+    def run(self, text: str) -> dict:
+        data = self.parse(text)
+        if data is None:
+            return {}
+        self.check_shape(data)
+        return self.check_meaning(data)
+
+    # -- parsing and shape
+
+    def parse(self, text: str) -> dict | None:
+        loader = _Loader(text)
+        loader.duplicates = []
+        try:
+            data = loader.get_single_data()
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            self.add_line(f"{where}not valid YAML: {problem}")
+            return None
+        finally:
+            loader.dispose()
+        for duplicate in loader.duplicates:
+            self.add_line(f"{duplicate}; give each key once")
+        if not isinstance(data, dict):
+            self.add([], "the file must be a mapping with version, environments, fixtures and formats")
+            return None
+        return _jsonable(data)
+
+    def check_shape(self, data: dict) -> None:
+        errors = list(jsonschema.Draft202012Validator(_load_schema()).iter_errors(data))
+        # A misspelt key is one mistake: report the unknown key, not also the required one it was meant to be.
+        meant: set[tuple] = set()
+        for error in errors:
+            if error.validator == "additionalProperties":
+                allowed = sorted(error.schema.get("properties", {}))
+                for key in set(error.instance) - set(allowed):
+                    for hit in difflib.get_close_matches(key, allowed, n=1):
+                        meant.add((*error.absolute_path, hit))
+        required_done: set[tuple] = set()
+        for error in errors:
+            if error.validator == "required":
+                # jsonschema gives one error per missing key, all alike but for the message.
+                where = tuple(error.absolute_path)
+                if where in required_done:
+                    continue
+                required_done.add(where)
+            self.report_schema_error(error, meant)
+
+    def report_schema_error(self, error: jsonschema.ValidationError, meant: set[tuple]) -> None:
+        parts = list(error.absolute_path)
+        value = error.instance
+        schema = error.schema if isinstance(error.schema, dict) else {}
+        hint = schema.get("x-hint")
+        kind = error.validator
+        if kind == "additionalProperties":
+            allowed = sorted(schema.get("properties", {}))
+            for key in sorted(set(value) - set(allowed)):
+                self.add(parts + [key], f"unknown key{_suggest(key, allowed)}; allowed keys: {', '.join(allowed)}")
+        elif kind == "required":
+            for key in error.validator_value:
+                if key not in value and (*parts, key) not in meant:
+                    self.add(parts + [key], "missing; this key is required")
+        elif kind == "type":
+            expected = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+            expected_text = " or ".join({"object": "mapping", "array": "list"}.get(t, t) for t in expected)
+            quote = ""
+            if "string" in expected and _type_name(value) == "number":
+                quote = " (YAML read it as a number: quote it)"
+            self.add(parts, f"{_show(value)} is a {_type_name(value)}; expected a {expected_text}{quote}")
+        elif kind == "enum":
+            self.add(parts, f"{_show(value)} is not allowed; use one of: {', '.join(map(str, error.validator_value))}")
+        elif kind == "const":
+            self.add(parts, f"{value!r} is not supported; {hint or 'use ' + repr(error.validator_value)}")
+        elif kind == "pattern" and "propertyNames" in error.absolute_schema_path:
+            self.add(parts + [value], f"not allowed as a name; {hint or 'must match ' + error.validator_value}")
+        elif kind == "pattern":
+            self.add(parts, f"{value!r} is not allowed; {hint or 'must match ' + error.validator_value}")
+        elif kind in ("minItems", "minLength"):
+            self.add(parts, "must not be empty")
+        elif kind == "exclusiveMinimum":
+            self.add(parts, f"{value!r} must be greater than {error.validator_value}")
+        else:
+            self.add(parts, error.message)
+
+    # -- meaning (each check skips values whose shape is wrong: those are reported already)
+
+    def check_meaning(self, data: dict) -> dict:
+        defaults = _as_dict(data.get("defaults"))
+        default_pins = self.pins(defaults.get("pins"), ["defaults", "pins"])
+        raw_envs = _as_list(data.get("environments"))
+        environments = self.environments(raw_envs, defaults, default_pins)
+        raw_fixtures = _as_list(data.get("fixtures"))
+        fixtures = self.fixtures(raw_fixtures)
+        formats = _as_list(data.get("formats"))
+        for i, fmt in enumerate(formats):
+            if fmt in formats[:i]:
+                self.add(["formats", i], f"{fmt!r} is listed twice; list each format once")
+        # Cross-references count every declared name, also of an entry with its own problem.
+        names = {
+            "environment": sorted({e.get("id") for e in raw_envs if isinstance(e, dict) and isinstance(e.get("id"), str)}),
+            "fixture": sorted({f.get("name") if isinstance(f, dict) else f for f in raw_fixtures} - {None}, key=str),
+            "format": KNOWN_FORMATS,
+        }
+        timeout = data.get("check_timeout", DEFAULT_CHECK_TIMEOUT)
+        return {
+            "environments": environments,
+            "fixtures": fixtures,
+            "formats": list(formats),
+            "exclusions": self.rules("exclusions", _as_list(data.get("exclusions")), names),
+            "expectations": self.rules("expectations", _as_list(data.get("expectations")), names),
+            "check_timeout": float(timeout) if isinstance(timeout, (int, float)) else DEFAULT_CHECK_TIMEOUT,
+        }
+
+    def exact_version(self, value: Any, parts: list, example: str) -> Version | None:
+        if not isinstance(value, str):
+            return None
+        try:
+            version = Version(value)
+        except InvalidVersion:
+            version = None
+        if version is None or len(version.release) < 3 or version.local or str(version) != value:
+            self.add(parts, f"{value!r} is not a version; use an exact release such as {example}")
+            return None
+        return version
+
+    def pins(self, pins: Any, parts: list) -> dict[str, str | None]:
+        """{canonical name: specifier, or None to drop a default pin}; bad entries are reported and left out."""
+        out: dict[str, str | None] = {}
+        for name, spec in _as_dict(pins).items():
+            where = parts + [name]
+            if not _PACKAGE_NAME.match(name):
+                self.add(where, "not a package name; use a PyPI project name such as numpy or tensorflow-hub")
+                continue
+            canonical = canonicalize_name(name)
+            if canonical in FLAVOUR_PACKAGES:
+                self.add(where, "set TensorFlow/Keras with the tensorflow, keras and tf_keras keys, not a pin")
+            elif spec is None:
+                out[canonical] = None
+            elif isinstance(spec, str):
+                normalized = normalize_specifier(spec)
+                if normalized is None:
+                    self.add(where, f"{spec!r} is not a pip version specifier; use e.g. \"==1.26.4\", \"<2\" or a bare version")
+                else:
+                    out[canonical] = normalized
+        return out
+
+    def environments(self, raw_envs: list, defaults: dict, default_pins: dict) -> list[dict]:
+        envs = []
+        first_index: dict[str, int] = {}
+        lacking_python = []
+        for i, raw in enumerate(raw_envs):
+            if not isinstance(raw, dict):
+                continue
+            env_id = raw.get("id")
+            if isinstance(env_id, str):
+                if env_id in first_index:
+                    self.add(["environments", i, "id"], f"{env_id!r} is already used by environments[{first_index[env_id]}]; ids must be unique")
+                    continue
+                first_index[env_id] = i
+                if env_id in RESERVED_ENV_IDS:
+                    self.add(["environments", i, "id"], f"{env_id!r} is reserved (tox.ini uses it); pick another id")
+            if raw.get("python", defaults.get("python")) is None:
+                lacking_python.append(i)
+            env = self.environment(i, raw, defaults, default_pins)
+            if env is not None:
+                envs.append(env)
+        if len(lacking_python) == 1:
+            self.add(["environments", lacking_python[0], "python"], "missing; set it here or in defaults.python, e.g. \"3.11\"")
+        elif lacking_python:
+            which = ", ".join(f"[{i}]" for i in lacking_python)
+            self.add(["defaults", "python"], f"missing, and environments {which} set no python; set it here, e.g. \"3.11\"")
+        return envs
+
+    def environment(self, i: int, raw: dict, defaults: dict, default_pins: dict) -> dict | None:
+        at = ["environments", i]
+        ok = True
+        tf = self.exact_version(raw.get("tensorflow"), at + ["tensorflow"], "2.15.1")
+        keras = raw.get("keras", defaults.get("keras"))
+        keras_at = at + ["keras"] if "keras" in raw else ["defaults", "keras"]
+        tf_keras = raw.get("tf_keras")
+
+        if isinstance(keras, str) and keras not in ("bundled", "tf-keras"):
+            ok = self.keras3(keras, keras_at, tf)
+        elif keras == "tf-keras":
+            ok = self.tf_keras(tf_keras, at, keras_at, tf)
+        if tf_keras is not None and keras != "tf-keras":
+            self.add(at + ["tf_keras"], "only used with keras: tf-keras; remove it or set keras: tf-keras")
+            ok = False
+
+        pins = {**default_pins, **self.pins(raw.get("pins"), at + ["pins"])}
+        python = raw.get("python", defaults.get("python"))
+        if not ok or tf is None or not isinstance(raw.get("id"), str) or not isinstance(keras, str) or not isinstance(python, str):
+            return None
+        return {
+            "id": raw["id"],
+            "python": python,
+            "tensorflow": str(tf),
+            "keras": keras,
+            "tf_keras": tf_keras if keras == "tf-keras" else None,
+            "pins": {name: spec for name, spec in sorted(pins.items()) if spec is not None},
+            "set_env": {k: str(v) for k, v in {**_as_dict(defaults.get("set_env")), **_as_dict(raw.get("set_env"))}.items()},
+            "backend": {**_as_dict(defaults.get("backend")), **_as_dict(raw.get("backend"))},
+        }
+
+    def keras3(self, keras: str, keras_at: list, tf: Version | None) -> bool:
+        if not keras[:1].isdigit():
+            self.add(keras_at, f"{keras!r} is not allowed; use bundled, tf-keras or an exact Keras 3 version such as 3.3.3")
+            return False
+        version = self.exact_version(keras, keras_at, "3.3.3")
+        if version is None:
+            return False
+        if version.major != 3:
+            self.add(keras_at, f"{keras!r} is not Keras 3; for Keras 2 use bundled (TF < 2.16) or tf-keras (TF >= 2.16)")
+            return False
+        if tf is not None and tf < FIRST_KERAS3_TF:
+            self.add(keras_at, f"Keras 3 needs tensorflow >= 2.16 (this env has {tf}); use bundled, or a newer tensorflow")
+            return False
+        return True
+
+    def tf_keras(self, tf_keras: Any, at: list, keras_at: list, tf: Version | None) -> bool:
+        if tf is not None and tf < FIRST_KERAS3_TF:
+            self.add(keras_at, f"tf-keras needs tensorflow >= 2.16 (this env has {tf}); use keras: bundled for older TF")
+            return False
+        if tf_keras is None:
+            self.add(at + ["tf_keras"], "missing; keras: tf-keras needs an exact tf_keras version such as 2.16.0")
+            return False
+        version = self.exact_version(tf_keras, at + ["tf_keras"], "2.16.0")
+        if version is None:
+            return False
+        # Each tf-keras release requires the TensorFlow of the same major.minor.
+        if tf is not None and version.release[:2] != tf.release[:2]:
+            self.add(at + ["tf_keras"], f"tf-keras {version} does not match tensorflow {tf}; use a {tf.major}.{tf.minor}.x release")
+            return False
+        return True
+
+    def fixtures(self, raw_fixtures: list) -> list[dict]:
+        fixtures = []
+        seen: set[str] = set()
+        for i, raw in enumerate(raw_fixtures):
+            at = ["fixtures", i]
+            entry = {"name": raw} if isinstance(raw, str) else raw
+            name = entry.get("name") if isinstance(entry, dict) else None
+            if not isinstance(name, str) or not _MODULE_NAME.match(name):
+                continue
+            if name in seen:
+                self.add(at, f"fixture {name!r} is listed twice; list each fixture once")
+                continue
+            seen.add(name)
+            atol = self.tolerance(entry.get("atol", DEFAULT_ATOL), at + ["atol"])
+            rtol = self.tolerance(entry.get("rtol", DEFAULT_RTOL), at + ["rtol"])
+            path = self.fixture_path(name, entry, at)
+            if path is not None and atol is not None and rtol is not None:
+                fixtures.append({"name": name, "path": path, "atol": atol, "rtol": rtol})
+        return fixtures
+
+    def fixture_path(self, name: str, entry: dict, at: list) -> str | None:
+        if "path" in entry:
+            given = entry["path"]
+            if not isinstance(given, str) or not given:
+                return None
+            path = os.path.normpath(os.path.join(self.base_dir, os.path.expanduser(given)))
+            if not path.endswith(".py"):
+                self.add(at + ["path"], f"{given!r} is not a .py file; name the fixture module's file")
+                return None
+            if self.check_fixture_files and not os.path.isfile(path):
+                self.add(at + ["path"], f"{given!r} does not exist (a relative path starts at the matrix file's folder)")
+                return None
+            return path
+        path = os.path.join(self.base_dir, "fixtures", f"{name}.py")
+        if self.check_fixture_files and not os.path.isfile(path):
+            known = ", ".join(_known_fixtures(self.base_dir)) or "none"
+            self.add(at, f"unknown fixture {name!r}: no fixtures/{name}.py; known: {known} (or give a path:)")
+            return None
+        return path
+
+    def tolerance(self, value: Any, parts: list) -> float | None:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            return None  # the schema reports it
+        try:
+            number = float(value)
+        except ValueError:
+            self.add(parts, f"{value!r} is not a number; use a non-negative number such as 1e-5")
+            return None
+        if not 0 <= number < float("inf"):
+            self.add(parts, f"{value!r} is not allowed; use a non-negative finite number such as 1e-5")
+            return None
+        return number
+
+    def rules(self, section: str, raw_rules: list, names: dict[str, list]) -> list[dict]:
+        rules = []
+        fields = {"producer": "environment", "consumer": "environment", "fixture": "fixture", "format": "format"}
+        for i, raw in enumerate(raw_rules):
+            if not isinstance(raw, dict):
+                continue
+            at = [section, i]
+            ok = True
+            for key, kind in fields.items():
+                value = raw.get(key)
+                if isinstance(value, str) and value != WILDCARD and value not in names[kind]:
+                    allowed = ", ".join(names[kind])
+                    self.add(at + [key], f"unknown {kind} {value!r}{_suggest(value, names[kind])}; use \"*\" or one of: {allowed}")
+                    ok = False
+            rule = dict(raw)
+            if section == "expectations":
+                outcome = raw.get("outcome")
+                if isinstance(outcome, str) and outcome not in OUTCOMES:
+                    self.add(at + ["outcome"], f"{outcome!r} is not an outcome; use one of: {', '.join(OUTCOMES)}")
+                    ok = False
+                expires = raw.get("expires")
+                if isinstance(expires, str):
+                    try:
+                        rule["expires"] = datetime.date.fromisoformat(expires.strip()).isoformat()
+                    except ValueError:
+                        self.add(at + ["expires"], f"{expires!r} is not a date; use YYYY-MM-DD such as 2027-06-30")
+                        ok = False
+            if ok:
+                rules.append(rule)
+        return rules
+
+
+def _known_fixtures(base_dir: str) -> list[str]:
+    try:
+        names = os.listdir(os.path.join(base_dir, "fixtures"))
+    except OSError:
+        return []
+    return sorted(n[:-3] for n in names if n.endswith(".py") and not n.startswith("_"))

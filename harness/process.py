@@ -1,0 +1,212 @@
+"""Running the in-env worker: request/outcome value objects, journal polling, crash and hang handling.
+
+A worker journals `start`/`done` per item. When it dies or hangs, the item in flight is retried once,
+alone, in a fresh process; a second failure is recorded as `crash` or `timeout`, and the remaining
+items go on in another fresh process. Nothing finished is ever redone: the journal is the record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+
+from . import results
+
+WORKER_MAIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker", "main.py")
+
+
+@dataclass(frozen=True)
+class WorkerRequest:
+    """One batch of items for one env, phase and mode."""
+
+    env_id: str
+    command: tuple[str, ...]  # how to start the env's python, e.g. ("/x/.tox/tf2.15/bin/python",)
+    phase: str  # "save" | "check"
+    mode: str | None  # "plain" | "remedies" for checks
+    items: tuple[dict, ...]
+    journal: str
+    timeout: float  # per item
+    import_timeout: float = 600.0
+    env: dict = field(default_factory=dict)
+    cwd: str = "."
+    worker_main: str = WORKER_MAIN
+
+
+@dataclass
+class WorkerOutcome:
+    """What came back: a result (or a failure) per item, and how many processes imported TF."""
+
+    done: dict = field(default_factory=dict)  # key -> worker result
+    failed: dict = field(default_factory=dict)  # key -> {"outcome": crash|timeout|env-error, ...}
+    processes: int = 0  # fresh worker processes started (each imports TF once)
+    ready: dict | None = None  # the last `ready` event (versions, import time)
+    import_s: float = 0.0
+
+
+def read_journal(path: str) -> tuple[dict, dict, dict | None, int]:
+    """(done results, orchestrator-recorded failures, last ready event, ready count) from a journal."""
+    done, failed, ready, readies = {}, {}, None, 0
+    for event in results.read(path):
+        kind = event.get("event")
+        if kind == "done":
+            done[event["key"]] = dict(event["result"], duration_s=event.get("duration_s"))
+        elif kind == "failed":
+            failed[event["key"]] = event
+        elif kind == "ready":
+            ready, readies = event, readies + 1
+    return done, failed, ready, readies
+
+
+def run(request: WorkerRequest) -> WorkerOutcome:
+    """Run every item of the request to a result or a recorded failure (resuming from the journal)."""
+    out = WorkerOutcome()
+    done, failed, ready, _ = read_journal(request.journal)
+    out.done.update({k: v for k, v in done.items()})
+    out.failed.update(failed)
+    out.ready = ready
+    pending = [it for it in request.items if it["key"] not in done and it["key"] not in failed]
+    tries: dict[str, int] = {}
+    while pending:
+        alone = [it for it in pending if tries.get(it["key"], 0) > 0][:1]
+        batch = alone or pending
+        status, in_flight, detail = _spawn(request, batch, out)
+        done, _, ready, _ = read_journal(request.journal)
+        out.ready = ready or out.ready
+        for it in batch:
+            if it["key"] in done:
+                out.done[it["key"]] = done[it["key"]]
+        pending = [it for it in pending if it["key"] not in out.done]
+        if status == "ok":
+            continue
+        if status == "no-import":
+            for it in pending:
+                _fail(request, out, it["key"], "env-error", detail)
+            break
+        if in_flight is None:  # died between items: just go on with a fresh process
+            tries["__between__"] = tries.get("__between__", 0) + 1
+            if tries["__between__"] > 3:
+                for it in pending:
+                    _fail(request, out, it["key"], "crash", detail)
+                break
+            continue
+        tries[in_flight] = tries.get(in_flight, 0) + 1
+        if tries[in_flight] >= 2:
+            _fail(request, out, in_flight, status, detail)
+            pending = [it for it in pending if it["key"] != in_flight]
+    return out
+
+
+def _fail(request: WorkerRequest, out: WorkerOutcome, key: str, outcome: str, detail: dict) -> None:
+    event = {"event": "failed", "key": key, "outcome": outcome, **detail}
+    results.append(request.journal, [event])
+    out.failed[key] = event
+
+
+def _spawn(request: WorkerRequest, items: list[dict], out: WorkerOutcome):
+    """Start one worker on `items`; watch its journal. Returns (status, key in flight, detail)."""
+    os.makedirs(os.path.dirname(request.journal), exist_ok=True)
+    job_path = request.journal + ".job.json"
+    with open(job_path, "w") as fh:
+        json.dump({"phase": request.phase, "mode": request.mode, "env_id": request.env_id,
+                   "journal": request.journal, "items": list(items), "timeout": request.timeout}, fh)
+    log_path = request.journal + ".log"
+    offset = os.path.getsize(request.journal) if os.path.exists(request.journal) else 0
+    env = dict(os.environ)
+    env.update(request.env)
+    env.pop("PYTHONPATH", None)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen([*request.command, "-I", request.worker_main, job_path], cwd=request.cwd,
+                                env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    out.processes += 1
+    started = time.monotonic()
+    ready = False
+    current, current_t = None, None
+    pos = offset
+    while True:
+        pos, events = _new_events(request.journal, pos)
+        for ev in events:
+            if ev.get("event") == "ready":
+                ready = True
+                out.import_s += float(ev.get("import_s", 0.0))
+            elif ev.get("event") == "start":
+                current, current_t = ev["key"], time.monotonic()
+            elif ev.get("event") == "done":
+                current, current_t = None, None
+        code = proc.poll()
+        if code is not None:
+            pos, events = _new_events(request.journal, pos)
+            for ev in events:
+                if ev.get("event") == "ready":
+                    ready = True
+                elif ev.get("event") == "start":
+                    current = ev["key"]
+                elif ev.get("event") == "done":
+                    current = None
+            if code == 0 and current is None:
+                return "ok", None, {}
+            detail = {"message": _exit_text(code), "error_type": "WorkerDied",
+                      "traceback": _tail(log_path), "exit_code": code}
+            if not ready:
+                return "no-import", None, {**detail, "message": "the environment's Python could not "
+                                            "start the worker or import TensorFlow (" + _exit_text(code) + ")"}
+            return "crash", current, detail
+        now = time.monotonic()
+        if not ready and now - started > request.import_timeout:
+            _kill(proc)
+            return "no-import", None, {"message": "TensorFlow import took over %ss" % request.import_timeout,
+                                       "error_type": "Timeout", "traceback": _tail(log_path)}
+        if current is not None and now - current_t > request.timeout:
+            _kill(proc)
+            return "timeout", current, {"message": "no result within %ss; the process was killed"
+                                        % request.timeout, "error_type": "Timeout",
+                                        "traceback": _tail(log_path)}
+        time.sleep(0.2)
+
+
+def _new_events(path: str, pos: int) -> tuple[int, list[dict]]:
+    if not os.path.exists(path):
+        return pos, []
+    with open(path, "rb") as fh:
+        fh.seek(pos)
+        data = fh.read()
+    end = data.rfind(b"\n")
+    if end < 0:
+        return pos, []
+    events = []
+    for line in data[: end + 1].splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            continue
+    return pos + end + 1, events
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        pass
+    proc.wait()
+
+
+def _exit_text(code: int) -> str:
+    if code < 0:
+        try:
+            return "killed by signal %s" % signal.Signals(-code).name
+        except ValueError:
+            return "killed by signal %d" % -code
+    return "exited with code %d" % code
+
+
+def _tail(path: str, limit: int = 3000) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, os.path.getsize(path) - limit))
+            return fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""

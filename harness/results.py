@@ -1,0 +1,49 @@
+"""The results record: one JSON object per check in results.jsonl, with a schema version."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Iterable, Iterator
+
+SCHEMA_VERSION = 1
+
+# Verdicts, least to most severe. `wrong-output` is worst: it loads and silently differs.
+VERDICTS = ["pass", "pass-with-remedy", "degraded", "load-error", "crash", "timeout", "wrong-output"]
+# Not verdicts: they count neither in pass rates nor as regressions.
+NON_VERDICTS = ["save-error", "not-applicable", "env-error"]
+OUTCOMES = VERDICTS + NON_VERDICTS
+
+
+def severity(outcome: str) -> int:
+    """Rank of a verdict (higher is worse); non-verdicts rank -1."""
+    return VERDICTS.index(outcome) if outcome in VERDICTS else -1
+
+
+def is_verdict(outcome: str) -> bool:
+    return outcome in VERDICTS
+
+
+def append(path: str, records: Iterable[dict]) -> None:
+    """Append records durably: one line each, flushed and fsynced."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "a", encoding="utf-8") as fh:
+        for rec in records:
+            fh.write(json.dumps(rec, sort_keys=True) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def read(path: str) -> Iterator[dict]:
+    """Yield the records of a JSON Lines file; a torn last line (killed writer) is skipped."""
+    if not os.path.exists(path):
+        return
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                continue

@@ -1,0 +1,70 @@
+"""Worker entry point: `python -I main.py JOB.json`. Journals every step so a crash loses one item.
+
+Runs inside a matrix env on its oldest Python/TF: standard library, TF, numpy and h5py only.
+"""
+
+from __future__ import absolute_import
+
+import json
+import os
+import sys
+import time
+
+WORKER_VERSION = "1"
+
+
+def _journal(path):
+    fh = open(path, "a")
+
+    def write(event):
+        fh.write(json.dumps(event, sort_keys=True, default=str) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+    return write
+
+
+def main(argv):
+    with open(argv[1]) as fh:
+        job = json.load(fh)
+    write = _journal(job["journal"])
+    # -I keeps this script's dir off sys.path; put back only the worker's own package root.
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    t0 = time.time()
+    from worker.context import Ctx
+
+    ctx = Ctx()
+    write({"event": "ready", "pid": os.getpid(), "import_s": round(time.time() - t0, 3),
+           "versions": ctx.versions(), "phase": job["phase"], "mode": job.get("mode")})
+    if job["phase"] == "save":
+        from worker.save import save_item as run
+    else:
+        from worker.check import check_item
+
+        def run(c, item):
+            return check_item(c, item, job["mode"])
+
+    parent = os.getppid()
+    # Fault injection for tests and debugging: hold items whose key contains this text.
+    pause = os.environ.get("TFCOMPAT_WORKER_PAUSE")
+    for item in job["items"]:
+        if os.getppid() != parent:
+            return 3  # the orchestrator died: stop, `--resume` redoes only what is unfinished
+        write({"event": "start", "key": item["key"], "t": time.time()})
+        if pause and pause in item["key"]:
+            once = os.environ.get("TFCOMPAT_WORKER_PAUSE_ONCE")  # a marker file: pause one time only
+            if not once or not os.path.exists(once):
+                if once:
+                    open(once, "w").close()
+                time.sleep(float(os.environ.get("TFCOMPAT_WORKER_PAUSE_S", "60")))
+        t = time.time()
+        result = run(ctx, item)
+        write({"event": "done", "key": item["key"], "duration_s": round(time.time() - t, 3),
+               "result": result})
+    write({"event": "exit"})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,106 @@
+"""A killed worker loses only the check in flight; a killed run resumes without redoing work.
+
+Real TF env (tf2.15), real worker processes, real SIGKILLs.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = "tf2.15"
+KEY = "check|%s|%s|custom_layer|keras" % (ENV, ENV)
+ARGS = ["run", "--only", ENV, "--fixtures", "control,custom_layer", "--formats", "h5,keras,savedmodel"]
+
+
+def start(tmp_path, *args, env=None):
+    cmd = [sys.executable, "-m", "harness", "--matrix", os.path.join(ROOT, "matrix.yaml"),
+           "--state-dir", str(tmp_path / "state"), "--reports", str(tmp_path / "reports"), *args]
+    return subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def events(path):
+    if not os.path.exists(path):
+        return []
+    out = []
+    with open(path) as fh:
+        for line in fh:
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass
+    return out
+
+
+def journal(tmp_path, phase):
+    runs = tmp_path / "state" / "runs"
+    names = sorted(os.listdir(runs)) if runs.exists() else []
+    return str(runs / names[-1] / "journals" / ("%s.%s.jsonl" % (ENV, phase))) if names else ""
+
+
+def wait_for_start(tmp_path, key, proc, limit=900):
+    deadline = time.time() + limit
+    while time.time() < deadline:
+        evs = events(journal(tmp_path, "check-plain"))
+        if any(e.get("event") == "start" and e.get("key") == key for e in evs):
+            return [e for e in evs if e.get("event") == "ready"][-1]["pid"]
+        assert proc.poll() is None, proc.stdout.read()
+        time.sleep(0.5)
+    raise AssertionError("the check never started")
+
+
+def records(tmp_path):
+    with open(tmp_path / "reports" / "results.jsonl") as fh:
+        return [json.loads(line) for line in fh]
+
+
+def test_killed_worker_loses_only_the_check_in_flight(tmp_path):
+    proc = start(tmp_path, *ARGS, env={"TFCOMPAT_WORKER_PAUSE": KEY, "TFCOMPAT_WORKER_PAUSE_S": "600",
+                                        "TFCOMPAT_WORKER_PAUSE_ONCE": str(tmp_path / "paused")})
+    pid = wait_for_start(tmp_path, KEY, proc)
+    os.kill(pid, signal.SIGKILL)
+    out, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, out
+    evs = events(journal(tmp_path, "check-plain"))
+    starts = [e for e in evs if e.get("event") == "start" and e["key"] == KEY]
+    dones = [e for e in evs if e.get("event") == "done" and e["key"] == KEY]
+    assert len(starts) == 2 and len(dones) == 1  # retried once, in a fresh process
+    # every other check ran exactly once
+    for key in {e["key"] for e in evs if e.get("event") == "done"}:
+        assert sum(1 for e in evs if e.get("event") == "done" and e["key"] == key) == 1
+    recs = records(tmp_path)
+    assert len(recs) == 2 * 3
+    rec = next(r for r in recs if r["fixture"] == "custom_layer" and r["format"] == "keras")
+    assert rec["outcome"] == "pass-with-remedy"  # the real verdict, not a crash
+    meta = json.load(open(tmp_path / "reports" / "run.json"))
+    assert meta["tf_imports"][ENV]["plain"] == 3  # first process, the retry alone, the rest
+
+
+def test_killed_run_resumes_without_redoing_finished_work(tmp_path):
+    proc = start(tmp_path, *ARGS, env={"TFCOMPAT_WORKER_PAUSE": KEY, "TFCOMPAT_WORKER_PAUSE_S": "600"})
+    worker = wait_for_start(tmp_path, KEY, proc)
+    os.killpg(proc.pid, signal.SIGKILL)  # the orchestrator dies...
+    os.kill(worker, signal.SIGKILL)  # ...and its worker with it, as in a machine crash
+    proc.wait()
+    save_before = [e for e in events(journal(tmp_path, "save")) if e.get("event") == "done"]
+    plain_before = [e["key"] for e in events(journal(tmp_path, "check-plain")) if e.get("event") == "done"]
+    assert len(save_before) == 6 and KEY not in plain_before
+    resumed = start(tmp_path, "run", "--resume")
+    out, _ = resumed.communicate(timeout=900)
+    assert resumed.returncode == 0, out
+    assert "resuming" in out
+    save_after = [e for e in events(journal(tmp_path, "save")) if e.get("event") == "done"]
+    assert len(save_after) == 6  # nothing saved twice
+    plain_after = [e["key"] for e in events(journal(tmp_path, "check-plain")) if e.get("event") == "done"]
+    assert sorted(set(plain_after)) == sorted(plain_after)  # no check done twice
+    assert KEY in plain_after
+    recs = records(tmp_path)
+    assert len(recs) == 6 and all(r["outcome"] not in ("crash", "timeout") for r in recs)
