@@ -24,13 +24,16 @@ from packaging.version import InvalidVersion, Version
 
 from harness.errors import ConfigError
 from harness.results import OUTCOMES
+from harness.worker.formats import FORMATS
 
 SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "matrix.schema.json")
-KNOWN_FORMATS = ["h5", "keras", "savedmodel", "export", "weights_h5", "weights", "tf_savedmodel", "checkpoint"]
+KNOWN_FORMATS = list(FORMATS)  # the worker declares the formats; config accepts exactly those
 DEFAULT_ATOL = 1e-5
 DEFAULT_RTOL = 1e-5
 DEFAULT_CHECK_TIMEOUT = 300.0
 WILDCARD = "*"
+# The fixtures that ship with tfcompat; a matrix elsewhere may name them without a path.
+BUILTIN_FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures")
 # Names tox.ini already uses; a generated tox env must not shadow them.
 RESERVED_ENV_IDS = {"matrix", "tests", "ALL"}
 # These have their own keys in an environment; a pin would fight them.
@@ -470,8 +473,10 @@ class _Checker:
                 return None
             return path
         path = os.path.join(self.base_dir, "fixtures", f"{name}.py")
+        if not os.path.isfile(path) and os.path.isfile(os.path.join(BUILTIN_FIXTURES, f"{name}.py")):
+            path = os.path.join(BUILTIN_FIXTURES, f"{name}.py")
         if self.check_fixture_files and not os.path.isfile(path):
-            known = ", ".join(_known_fixtures(self.base_dir)) or "none"
+            known = ", ".join(sorted(set(_known_fixtures(self.base_dir)) | set(_known_fixtures(os.path.dirname(BUILTIN_FIXTURES))))) or "none"
             self.add(at, f"unknown fixture {name!r}: no fixtures/{name}.py; known: {known} (or give a path:)")
             return None
         return path

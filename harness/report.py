@@ -101,6 +101,7 @@ def build_page(records: list[dict], run_meta: dict) -> dict:
         "tables": tables,
         "totals": [(o, CODES[o], totals[o]) for o in results.OUTCOMES if totals[o]],
         "legend": [(o, CODES[o], MEANINGS[o]) for o in results.OUTCOMES],
+        "remedies": [(short, long) for short, long in REMEDY_SHORT.values()],
         "outcomes": results.OUTCOMES,
         "verdicts": [(o, CODES[o]) for o in results.VERDICTS],
         "summary": format_summary(cells, artifacts, formats, fixtures),
@@ -225,6 +226,7 @@ def _cell(rec: Optional[dict], details: "_Details", where: tuple) -> dict:
         "i": details.add(rec, where),
         "outcome": outcome,
         "code": CODES.get(outcome, "?"),
+        "remedy_short": REMEDY_SHORT.get(rec.get("remedy"), ("", ""))[0],
         "same_env": same_env,
         "defect": defect,
         "control": bool(rec.get("control_failed")) and outcome != "pass",
@@ -233,6 +235,18 @@ def _cell(rec: Optional[dict], details: "_Details", where: tuple) -> dict:
         "key": "|".join(x or "" for x in where),
         "text": text[:300],
     }
+
+
+# The remedy that reached a cell's verdict, shown small in the cell (the legend spells them out).
+REMEDY_SHORT = {
+    "custom_objects": ("co", "custom_objects={...}"),
+    "reload_weights": ("rw", "load_weights(path) after load_model"),
+    "compile_false": ("nc", "compile=False"),
+    "safe_mode_false": ("us", "safe_mode=False"),
+    "legacy_keras": ("tk", "the legacy tf_keras"),
+    "tfsm_layer": ("sm", "keras.layers.TFSMLayer"),
+    "tf_saved_model_load": ("tl", "tf.saved_model.load"),
+}
 
 
 class _Details:

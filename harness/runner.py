@@ -102,14 +102,14 @@ class Runner:
     """One run of the matrix with one backend."""
 
     def __init__(self, matrix: Matrix, selection: Selection, run_dir: str, *, backend: str = "tox",
-                 jobs: int = 2, timeout: float | None = None, log=print) -> None:
+                 jobs: int = 2, timeout: float | None = None, log=None) -> None:
         self.matrix = matrix
         self.sel = selection
         self.run_dir = run_dir
         self.run_id = os.path.basename(run_dir)
         self.jobs = max(1, jobs)
         self.timeout = float(timeout or matrix.check_timeout)
-        self.log = log
+        self.log = log or _say
         self.root = project_root(matrix.path)
         backend_cls = get_backend(backend)
         self.backend_name = backend
@@ -137,11 +137,11 @@ class Runner:
         self._save_meta(meta)
         t = time.time()
         self._parallel(self._create_and_save, self.sel.envs)
-        self.state.timings["create_and_save_s"] = round(time.time() - t, 1)
+        self.state.timings["wall_create_and_save_s"] = round(time.time() - t, 1)
         t = time.time()
         ok = [e for e in self.sel.envs if e not in self.state.env_errors]
         self._parallel(self._check, ok)
-        self.state.timings["check_s"] = round(time.time() - t, 1)
+        self.state.timings["wall_check_s"] = round(time.time() - t, 1)
         records = assemble(self)
         path = self._path("results.jsonl")
         if os.path.exists(path):
@@ -232,8 +232,9 @@ class Runner:
         backend = self.backends[env]
         scratch = self._path("scratch", env)
         os.makedirs(scratch, exist_ok=True)
+        command = backend.command() if phase == "save" else backend.offline_prefix() + backend.command()
         req = process.WorkerRequest(
-            env_id=env, command=backend.command(), phase="save" if phase == "save" else "check",
+            env_id=env, command=command, phase="save" if phase == "save" else "check",
             mode=mode, items=tuple(items), journal=self.journal(env, phase), timeout=timeout,
             env=backend.env_vars(), cwd=scratch)
         return process.run(req) if items else process.WorkerOutcome()
@@ -283,18 +284,25 @@ class Runner:
         return {"finished": _iso(finished), "segments": prior + [segment],
                 "duration_s": round(sum(s["duration_s"] for s in prior + [segment]), 1),
                 "envs": envs, "tf_imports": self.tf_imports(), "outcome_counts": counts,
-                "phase_times": _phase_times(self.state), "checks": len(records)}
+                "phase_times": _phase_times(self.state), "checks": len(records),
+                "check_network": "off (network namespace)" if any(b.offline_prefix() for b in self.backends.values())
+                else "on (this backend cannot switch it off here)"}
+
+
+def _say(line: str) -> None:
+    print("tfcompat: " + line, flush=True)
 
 
 def _phase_times(state: RunState) -> dict:
-    """Summed per-env seconds per phase (envs run in parallel, so these add up to more than wall)."""
+    """Per-env seconds summed per phase (envs run in parallel: these add up to more than the
+    wall time), and the wall time of each phase."""
     out = {"env_create_s": 0.0, "save_s": 0.0, "check_plain_s": 0.0, "check_remedies_s": 0.0}
     for times in state.env_timings.values():
         out["env_create_s"] += times.get("create_s", 0.0)
         out["save_s"] += times.get("save_s", 0.0)
         out["check_plain_s"] += times.get("check_plain_s", 0.0)
         out["check_remedies_s"] += times.get("check_remedies_s", 0.0)
-    out.update({k + "_wall": v for k, v in state.timings.items()})
+    out.update(state.timings)
     return {k: round(v, 1) for k, v in out.items()}
 
 

@@ -174,3 +174,15 @@ def test_report_is_self_contained(run):
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
     assert K2 in html and K3 in html
     assert "TF imports" in html or "tf_imports" in html
+
+
+def test_check_phases_run_without_network(run):
+    # the tox backend runs check workers in a fresh network namespace: only loopback exists
+    state = run["reports"].parent / "state" / "runs"
+    (run_dir,) = list(state.iterdir())
+    for env in (K2, K3):
+        for phase in ("check-plain", "check-remedies"):
+            with open(run_dir / "journals" / ("%s.%s.jsonl" % (env, phase))) as fh:
+                readies = [json.loads(l) for l in fh if '"ready"' in l]
+            assert readies and all(r["net_interfaces"] == ["lo"] for r in readies)
+    assert run["meta"]["check_network"].startswith("off")

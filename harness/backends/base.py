@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 from abc import ABC, abstractmethod
+from functools import lru_cache
 
 from ..matrix import EnvSpec
 
@@ -36,6 +39,10 @@ class Backend(ABC):
     def env_vars(self) -> dict[str, str]:
         return dict(self.spec.env_vars())
 
+    def offline_prefix(self) -> tuple[str, ...]:
+        """Argv prefix that runs a command with no network, or () where this backend cannot."""
+        return _unshare_net()
+
     # An env-state record (after tox 4): a stored hash of the spec; a mismatch means re-create.
     def state_path(self) -> str:
         return os.path.join(self.location(), ".tfcompat-state.json")
@@ -54,3 +61,16 @@ class Backend(ABC):
     def record_state(self, state: dict) -> None:
         with open(self.state_path(), "w") as fh:
             json.dump(state, fh, indent=1, sort_keys=True)
+
+
+@lru_cache(maxsize=None)
+def _unshare_net() -> tuple[str, ...]:
+    # A fresh network namespace has no interfaces: checks cannot reach anything.
+    tool = shutil.which("unshare")
+    if not tool:
+        return ()
+    try:
+        ok = subprocess.run([tool, "-n", "--", "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        ok = False
+    return (tool, "-n", "--") if ok else ()

@@ -79,8 +79,8 @@ def _load(ctx, meta, path, fixture, remedy, kind):
         if remedy == "safe_mode_false":
             kwargs["safe_mode"] = False
         model = K.models.load_model(path, **kwargs)
-        if remedy == "reload_weights":
-            model.load_weights(path)
+        if remedy == "reload_weights" or (remedy == "legacy_keras" and meta["format"] == "savedmodel"):
+            model.load_weights(path)  # restores the optimizer state a SavedModel load leaves out
         return model
     if kind == "serving":
         loaded = tf.saved_model.load(path)
@@ -168,6 +168,10 @@ def _judge(ctx, meta, arrays, fixture, kind, obj, record, tol):
         if max_abs is None:
             record["message"] = "output shape %s differs from the producer's %s" % (
                 ctx.np.asarray(got).shape, arrays["outputs"].shape)
+        else:
+            record["message"] = ("loaded without error, but predictions differ from the producer's: "
+                                 "max |diff| %.3g, max rel diff %.3g (atol %g, rtol %g)"
+                                 % (max_abs, max_rel, tol["atol"], tol["rtol"]))
         return
     lost = sorted(promises - keeps)
     if model is not None:
@@ -187,6 +191,8 @@ def _judge(ctx, meta, arrays, fixture, kind, obj, record, tol):
                 lost.append("optimizer_state")
     record["lost"] = sorted(set(lost))
     record["outcome"] = "degraded" if record["lost"] else "pass"
+    if record["lost"]:
+        record["message"] = "loaded and predicts the same, but lost: " + ", ".join(record["lost"])
 
 
 def _classes_are_themselves(ctx, model, classes, fixture):

@@ -24,6 +24,16 @@ def _journal(path):
     return write
 
 
+def _interfaces():
+    """Network interfaces this process can see (asks the kernel, so it honours namespaces)."""
+    import socket
+
+    try:
+        return sorted(name for _, name in socket.if_nameindex())
+    except (OSError, AttributeError):
+        return None
+
+
 def main(argv):
     with open(argv[1]) as fh:
         job = json.load(fh)
@@ -36,7 +46,8 @@ def main(argv):
 
     ctx = Ctx()
     write({"event": "ready", "pid": os.getpid(), "import_s": round(time.time() - t0, 3),
-           "versions": ctx.versions(), "phase": job["phase"], "mode": job.get("mode")})
+           "versions": ctx.versions(), "phase": job["phase"], "mode": job.get("mode"),
+           "net_interfaces": _interfaces()})
     if job["phase"] == "save":
         from worker.save import save_item as run
     else:
