@@ -65,6 +65,30 @@ class Ctx(object):
         self.keras3 = self.keras_version.startswith("3.")
         self.tf_version = tf.__version__
         self.module_dir = None  # set per item (hub fixture's SavedModel module)
+        self._once = {}
+
+    # -- helpers for fixture modules -------------------------------------------------------
+    def once(self, name, factory):
+        """factory() once per Keras module: a fixture's classes are made for the Keras in use."""
+        key = (id(self.keras), name)
+        if key not in self._once:
+            self._once[key] = factory()
+        return self._once[key]
+
+    def register(self, cls, package="tfcompat"):
+        """Register a custom class as serializable where this Keras has the API."""
+        for owner in ("saving", "utils"):
+            register = getattr(getattr(self.keras, owner, None), "register_keras_serializable", None)
+            if register is not None:
+                return register(package=package)(cls)
+        return cls
+
+    def regression_data(self, seed, n_in=4, n_out=2, n_train=32, n_eval=8):
+        """(x_train, y_train, x_eval): a small deterministic regression problem."""
+        rng = self.np.random.RandomState(seed)
+        x = rng.normal(size=(n_train, n_in)).astype("float32")
+        y = (x @ rng.normal(size=(n_in, n_out))).astype("float32")
+        return x, y, rng.normal(size=(n_eval, n_in)).astype("float32")
 
     def keras_at_least(self, *version):
         return _vtuple(self.keras_version) >= version

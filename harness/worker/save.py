@@ -82,7 +82,7 @@ def save_item(ctx, item):
         try:
             if hasattr(fixture, "prepare"):
                 fixture.prepare(ctx)
-            x_train, y_train, x_eval = fixture.data(np)
+            x_train, y_train, x_eval = fixture.data(ctx)
             ctx.clear()
             ctx.set_seed(SEED)
             model = fixture.build(ctx)

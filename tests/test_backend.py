@@ -1,0 +1,74 @@
+"""The tox backend's env-state record: reuse when the spec is unchanged, recreate when it changes."""
+
+import subprocess
+
+import os
+
+import pytest
+
+from harness.backends.tox import ToxBackend
+from harness.errors import EnvError
+from harness.interpreters import find_python
+from harness.matrix import EnvSpec
+
+
+def spec(**kw):
+    base = dict(id="tfx", python="3.11", tensorflow="2.15.1", keras="bundled",
+                pins={"setuptools": "<81"})
+    base.update(kw)
+    return EnvSpec(**base)
+
+
+class FakeTox:
+    """Stands in for the `tox run` subprocess: records the call and makes the env's python."""
+
+    def __init__(self, backend, code=0):
+        self.backend, self.code, self.calls = backend, code, []
+
+    def __call__(self, cmd, **kw):
+        self.calls.append(cmd)
+        if self.code == 0:
+            py = self.backend.command()[0]
+            os.makedirs(os.path.dirname(py), exist_ok=True)
+            open(py, "w").close()
+        return subprocess.CompletedProcess(cmd, self.code)
+
+
+def make(tmp_path, monkeypatch, s):
+    find_python(s.python)  # resolved (and cached) with the real subprocess
+    monkeypatch.setenv("TFCOMPAT_TOX_WORKDIR", str(tmp_path / "tox"))
+    backend = ToxBackend(s, str(tmp_path), str(tmp_path / "logs"), str(tmp_path / "matrix.yaml"))
+    fake = FakeTox(backend)
+    monkeypatch.setattr(subprocess, "run", fake)
+    return backend, fake
+
+
+def test_first_create_builds_then_reuses(tmp_path, monkeypatch):
+    backend, fake = make(tmp_path, monkeypatch, spec())
+    assert backend.create() is True
+    cmd = fake.calls[0]
+    assert "--recreate" not in cmd and cmd[cmd.index("-e") + 1] == "tfx" and "--notest" in cmd
+    assert backend.create() is False  # unchanged spec: no tox call at all
+    assert len(fake.calls) == 1
+
+
+def test_changed_spec_recreates(tmp_path, monkeypatch):
+    backend, fake = make(tmp_path, monkeypatch, spec())
+    backend.create()
+    changed, fake2 = make(tmp_path, monkeypatch, spec(pins={"setuptools": "<80"}))
+    assert changed.create() is True
+    assert "--recreate" in fake2.calls[0]
+
+
+def test_failed_build_is_env_error_with_the_reason(tmp_path, monkeypatch):
+    backend, fake = make(tmp_path, monkeypatch, spec())
+    fake.code = 1
+    (tmp_path / "logs").mkdir()
+
+    def failing(cmd, stdout=None, **kw):
+        stdout.write("  x No solution found\n  Because there is no version of tensorflow==9.9\n")
+        return subprocess.CompletedProcess(cmd, 1)
+
+    monkeypatch.setattr(subprocess, "run", failing)
+    with pytest.raises(EnvError, match="no version of tensorflow==9.9"):
+        backend.create()
