@@ -86,6 +86,7 @@ def _cell(runner, producer, consumer, fx, fmt, meta, checks) -> dict:
             attempts += res.get("attempts", [])
             duration += float(res.get("duration_s") or 0.0)
     for a in attempts:
+        a["ok"] = a.get("outcome") == "pass"
         warnings += [w for w in a.get("warnings", []) if w not in warnings]
     failed = got.get("check-plain-failed") or got.get("check-remedies-failed")
     if failed:
@@ -100,7 +101,8 @@ def _cell(runner, producer, consumer, fx, fmt, meta, checks) -> dict:
     if not honest:
         verdict["message"] = "fixture code was importable during the no-remedy attempt; result not trusted"
         verdict["outcome"] = "crash"
-    verdict.update(attempts=attempts, warnings=warnings[:30], duration_s=round(duration, 3))
+    verdict.update(attempts=attempts, warnings=warnings[:30], duration_s=round(duration, 3),
+                   tolerance=next((a.get("tolerance") for a in attempts if a.get("tolerance")), None))
     return verdict
 
 
@@ -114,7 +116,7 @@ def _save_error(base: dict, meta: dict, versions: dict, imports: dict) -> dict:
     return _complete(rec)
 
 
-FIELDS = {"schema": None, "run_id": None, "worker_version": None, "producer": None, "consumer": None,
+FIELDS = {"schema": None, "tolerance": None, "run_id": None, "worker_version": None, "producer": None, "consumer": None,
           "fixture": None, "format": None, "same_env": False, "outcome": None, "remedy": None,
           "attempts": [], "lost": [], "max_abs_diff": None, "max_rel_diff": None, "error_type": None,
           "message": None, "traceback": None, "warnings": [], "hint": None, "versions": {},

@@ -153,6 +153,7 @@ def test_serving_artifacts_cross_keras_versions(run):
             rec = cell(run, producer, consumer, "custom_layer", fmt)
             assert rec["outcome"] == "pass", (fmt, producer, consumer, rec["message"])
             assert rec["max_abs_diff"] is not None and rec["max_abs_diff"] <= 1e-5
+            assert rec["tolerance"] == {"atol": 1e-5, "rtol": 1e-5}
 
 
 def test_weights_files_restore_into_rebuilt_models(run):
