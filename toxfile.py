@@ -10,7 +10,8 @@ Hooks (tox >= 4.29): `tox_extend_envs` declares the env names, and
 when it builds that env's config. Keys not set here (commands, pass_env)
 come from tox.ini's [testenv].
 
-The matrix file is $TFCOMPAT_MATRIX if set, else matrix.yaml next to this file.
+The matrix file is $TFCOMPAT_MATRIX if set, else matrix.yaml next to this file plus every
+profile in profiles/*.yaml (an id shared by two files must mean the same env).
 A broken matrix or a missing interpreter prints one line and generates no env
 for it; it never breaks tox for the other envs.
 """
@@ -41,9 +42,12 @@ def _say(message: str) -> None:
     print(f"tfcompat: {message}", file=sys.stderr)
 
 
-def _matrix_path() -> Path:
+def _matrix_paths() -> list[Path]:
+    """$TFCOMPAT_MATRIX alone if set; else matrix.yaml and every profile in profiles/."""
     configured = os.environ.get("TFCOMPAT_MATRIX")
-    return Path(configured).resolve() if configured else HERE / "matrix.yaml"
+    if configured:
+        return [Path(configured).resolve()]
+    return [HERE / "matrix.yaml", *sorted((HERE / "profiles").glob("*.yaml"))]
 
 
 def _plan() -> list[tuple[object, str]]:
@@ -52,9 +56,6 @@ def _plan() -> list[tuple[object, str]]:
     if _planned is not None:
         return _planned
     _planned = []
-    path = _matrix_path()
-    if not path.is_file():
-        return _planned
     # tox puts this folder on sys.path only while it imports toxfile.py, so
     # add it again here, where harness is imported.
     if str(HERE) not in sys.path:
@@ -68,20 +69,30 @@ def _plan() -> list[tuple[object, str]]:
         # tox.ini's `requires` then provisions them and reruns tox, which loads fine.
         _say(f"matrix envs not generated: {exc} (tox provisions it from tox.ini `requires`)")
         return _planned
-    try:
-        # Fixture files do not affect an environment, so a missing one must
-        # not stop anyone from building or debugging an env.
-        matrix = load_matrix(str(path), check_fixture_files=False)
-    except TfcompatError as exc:
-        lines = str(exc).splitlines() or ["invalid matrix"]
-        more = f" (+{len(lines) - 1} more; `python -m harness plan` lists all)" if len(lines) > 1 else ""
-        _say(f"matrix envs not generated: {lines[0]}{more}")
-        return _planned
-    for spec in matrix.environments:
+    seen: dict[str, object] = {}
+    for path in _matrix_paths():
+        if not path.is_file():
+            continue
         try:
-            _planned.append((spec, find_python(spec.python)))
+            # Fixture files do not affect an environment, so a missing one must
+            # not stop anyone from building or debugging an env.
+            matrix = load_matrix(str(path), check_fixture_files=False)
         except TfcompatError as exc:
-            _say(f"env {spec.id} not generated: {exc}")
+            lines = str(exc).splitlines() or ["invalid matrix"]
+            more = f" (+{len(lines) - 1} more; `python -m harness plan` lists all)" if len(lines) > 1 else ""
+            _say(f"envs of {path.name} not generated: {lines[0]}{more}")
+            continue
+        for spec in matrix.environments:
+            if spec.id in seen:
+                if seen[spec.id] != spec:
+                    _say(f"env {spec.id} of {path.name} not generated: another matrix file defines "
+                         f"{spec.id} differently; give it its own id")
+                continue
+            seen[spec.id] = spec
+            try:
+                _planned.append((spec, find_python(spec.python)))
+            except TfcompatError as exc:
+                _say(f"env {spec.id} not generated: {exc}")
     return _planned
 
 

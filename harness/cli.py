@@ -20,11 +20,15 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tfcompat", description="TensorFlow/Keras serialization compatibility matrix")
     p.add_argument("--matrix", default=os.environ.get("TFCOMPAT_MATRIX", "matrix.yaml"),
                    help="the matrix file (default: ./matrix.yaml)")
+    p.add_argument("--profile", default=os.environ.get("TFCOMPAT_PROFILE"),
+                   help="a profile: profiles/NAME.yaml beside the matrix (e.g. history, keras3, full)")
     p.add_argument("--state-dir", default=None, help="run state (default: .tfcompat next to the matrix)")
     p.add_argument("--reports", default=None, help="report dir (default: reports/ next to the matrix)")
     sub = p.add_subparsers(dest="command", required=True)
 
     def selection(sp):
+        # Also accepted after the subcommand, as `tox -e matrix -- --profile history` passes it.
+        sp.add_argument("--profile", default=argparse.SUPPRESS, help="as the global --profile")
         sp.add_argument("--only", help="comma-separated env ids (restricts producers and consumers)")
         sp.add_argument("--fixtures", help="comma-separated fixture names")
         sp.add_argument("--formats", help="comma-separated format names")
@@ -61,8 +65,10 @@ def _dispatch(args) -> int:
     from .matrix import load_matrix
     from . import runner as rn
 
-    matrix = load_matrix(args.matrix)
     root = os.path.dirname(os.path.abspath(args.matrix))
+    if args.profile:
+        args.matrix = _profile_path(root, args.profile)
+    matrix = load_matrix(args.matrix)
     state_dir = args.state_dir or os.path.join(root, ".tfcompat")
     reports = args.reports or os.path.join(root, "reports")
     if args.command == "plan":
@@ -100,6 +106,27 @@ def _dispatch(args) -> int:
     return 0
 
 
+def profiles(root: str) -> dict[str, str]:
+    """Profile name -> matrix file: "default" is matrix.yaml, the others profiles/*.yaml."""
+    out = {"default": os.path.join(root, "matrix.yaml")}
+    folder = os.path.join(root, "profiles")
+    if os.path.isdir(folder):
+        for name in sorted(os.listdir(folder)):
+            if name.endswith(".yaml"):
+                out[name[:-5]] = os.path.join(folder, name)
+    return out
+
+
+def _profile_path(root: str, name: str) -> str:
+    from .errors import ConfigError
+
+    known = profiles(root)
+    if name not in known:
+        raise ConfigError(["--profile: unknown profile %r; choose one of: %s (files in %s)"
+                           % (name, ", ".join(known), os.path.join(root, "profiles"))])
+    return known[name]
+
+
 def _plan(matrix, sel, as_json: bool) -> int:
     n = len(sel.envs)
     plan = {"environments": [{"id": e, "spec": matrix.env(e).describe(),
@@ -107,11 +134,33 @@ def _plan(matrix, sel, as_json: bool) -> int:
             "fixtures": list(sel.fixtures), "formats": list(sel.formats),
             "artifacts": n * len(sel.fixtures) * len(sel.formats),
             "checks": n * n * len(sel.fixtures) * len(sel.formats)}
+    plan["profiles"] = _profile_counts(os.path.dirname(matrix.path))
     if as_json:
         print(json.dumps(plan, indent=1))
     else:
         for env in plan["environments"]:
-            print("%-18s %s" % (env["id"], env["spec"]))
+            print("%-22s %s" % (env["id"], env["spec"]))
         print("%d env(s) x %d fixture(s) x %d format(s): %d artifacts, %d checks" % (
             n, len(sel.fixtures), len(sel.formats), plan["artifacts"], plan["checks"]))
+        print("profiles:")
+        for name, info in plan["profiles"].items():
+            print("  %-10s %s" % (name, info.get("error") or "%d envs, %d fixtures, %d formats: %d checks" % (
+                info["envs"], info["fixtures"], info["formats"], info["checks"])))
     return 0
+
+
+def _profile_counts(here: str) -> dict:
+    from .errors import TfcompatError
+    from .matrix import load_matrix
+
+    root = here if os.path.exists(os.path.join(here, "matrix.yaml")) else os.path.dirname(here)
+    out = {}
+    for name, path in profiles(root).items():
+        try:
+            m = load_matrix(path)
+        except TfcompatError as exc:
+            out[name] = {"error": str(exc).splitlines()[0]}
+            continue
+        n, f, k = len(m.environments), len(m.fixtures), len(m.formats)
+        out[name] = {"path": path, "envs": n, "fixtures": f, "formats": k, "checks": n * n * f * k}
+    return out

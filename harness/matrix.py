@@ -36,6 +36,7 @@ class EnvSpec:
     pins: dict[str, str] = field(default_factory=dict)  # package -> pip specifier
     set_env: dict[str, str] = field(default_factory=dict)
     backend: dict = field(default_factory=dict)
+    recipes: tuple[str, ...] = ()  # ids of the install-recipe rules whose pins `pins` includes
 
     def requirements(self) -> list[str]:
         """Pip requirement strings: tensorflow first, then Keras, then pins by name."""
@@ -74,6 +75,7 @@ class EnvSpec:
             python_path = find_python(self.python)
         data = dataclasses.asdict(self)
         del data["id"]
+        del data["recipes"]  # what they pin is in `pins`
         data["requirements"] = self.requirements()
         data["env_vars"] = self.env_vars()
         data["python_path"] = python_path

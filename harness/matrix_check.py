@@ -24,6 +24,7 @@ from packaging.version import InvalidVersion, Version
 
 from harness.errors import ConfigError
 from harness.results import OUTCOMES
+from harness.recipes import pins_for
 from harness.worker.formats import FORMATS
 
 SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "matrix.schema.json")
@@ -393,10 +394,11 @@ class _Checker:
             self.add(at + ["tf_keras"], "only used with keras: tf-keras; remove it or set keras: tf-keras")
             ok = False
 
-        pins = {**default_pins, **self.pins(raw.get("pins"), at + ["pins"])}
         python = raw.get("python", defaults.get("python"))
         if not ok or tf is None or not isinstance(raw.get("id"), str) or not isinstance(keras, str) or not isinstance(python, str):
             return None
+        recipe_pins, recipes = pins_for(str(tf), python, keras)
+        pins = {**recipe_pins, **default_pins, **self.pins(raw.get("pins"), at + ["pins"])}
         return {
             "id": raw["id"],
             "python": python,
@@ -404,6 +406,7 @@ class _Checker:
             "keras": keras,
             "tf_keras": tf_keras if keras == "tf-keras" else None,
             "pins": {name: spec for name, spec in sorted(pins.items()) if spec is not None},
+            "recipes": tuple(recipes),
             "set_env": {k: str(v) for k, v in {**_as_dict(defaults.get("set_env")), **_as_dict(raw.get("set_env"))}.items()},
             "backend": {**_as_dict(defaults.get("backend")), **_as_dict(raw.get("backend"))},
         }

@@ -16,6 +16,8 @@ def check_item(ctx, item, mode):
     art = item["artifact_dir"]
     with open(os.path.join(art, "meta.json")) as fh:
         meta = json.load(fh)
+    if meta.get("status") != "saved":
+        return {"attempts": [], "mode": mode, "skipped": meta.get("status")}
     np = ctx.np
     arrays = {name: np.load(os.path.join(art, name + ".npy"))
               for name in ("x_train", "y_train", "x_eval", "outputs", "resumed")}
@@ -80,7 +82,8 @@ def _load(ctx, meta, path, fixture, remedy, kind):
             kwargs["safe_mode"] = False
         model = K.models.load_model(path, **kwargs)
         if remedy == "reload_weights" or (remedy == "legacy_keras" and meta["format"] == "savedmodel"):
-            model.load_weights(path)  # restores the optimizer state a SavedModel load leaves out
+            # restores the optimizer state a SavedModel load leaves out (the dir's TF checkpoint)
+            model.load_weights(os.path.join(path, "variables", "variables"))
         return model
     if kind == "serving":
         loaded = tf.saved_model.load(path)
@@ -98,10 +101,14 @@ def _signature(loaded):
     args, kwargs = fn.structured_input_signature
     import tensorflow as tf
 
-    if kwargs:
-        (name,) = list(kwargs)
-        return lambda x: _single(fn(**{name: tf.constant(x)}))
-    return lambda x: _single(fn(tf.constant(x)))
+    # The closure keeps `loaded` alive: without it older TF frees the variables the signature reads.
+    def call(x, _loaded=loaded):
+        if kwargs:
+            (name,) = list(kwargs)
+            return _single(fn(**{name: tf.constant(x)}))
+        return _single(fn(tf.constant(x)))
+
+    return call
 
 
 def _single(out):

@@ -95,8 +95,8 @@ def ladder(fmt, ctx, mode):
         # load_weights() (keras-team/keras#16983).
         steps.append(("reload_weights", "model"))
     steps.append(("compile_false", "model"))
-    if fmt == "keras" and (ctx.keras3 or ctx.keras_at_least(2, 13)):
-        steps.append(("safe_mode_false", "model"))
+    if (fmt == "keras" and (ctx.keras3 or ctx.keras_at_least(2, 13))) or (fmt == "h5" and ctx.keras3):
+        steps.append(("safe_mode_false", "model"))  # Lambda bytecode is refused in safe mode
     if ctx.keras3 and fmt in ("h5", "keras", "savedmodel"):
         steps.append(("legacy_keras", "model"))
     if fmt == "savedmodel":
