@@ -130,7 +130,8 @@ def _profile_path(root: str, name: str) -> str:
 def _plan(matrix, sel, as_json: bool) -> int:
     n = len(sel.envs)
     plan = {"environments": [{"id": e, "spec": matrix.env(e).describe(),
-                              "requirements": matrix.env(e).requirements()} for e in sel.envs],
+                              "requirements": matrix.env(e).requirements(),
+                              "recipes": list(matrix.env(e).recipes)} for e in sel.envs],
             "fixtures": list(sel.fixtures), "formats": list(sel.formats),
             "artifacts": n * len(sel.fixtures) * len(sel.formats),
             "checks": n * n * len(sel.fixtures) * len(sel.formats)}
@@ -139,7 +140,7 @@ def _plan(matrix, sel, as_json: bool) -> int:
         print(json.dumps(plan, indent=1))
     else:
         for env in plan["environments"]:
-            print("%-22s %s" % (env["id"], env["spec"]))
+            print("%-22s %s; %s" % (env["id"], env["spec"], " ".join(env["requirements"][1:]) or "no pins"))
         print("%d env(s) x %d fixture(s) x %d format(s): %d artifacts, %d checks" % (
             n, len(sel.fixtures), len(sel.formats), plan["artifacts"], plan["checks"]))
         print("profiles:")
@@ -153,7 +154,9 @@ def _profile_counts(here: str) -> dict:
     from .errors import TfcompatError
     from .matrix import load_matrix
 
-    root = here if os.path.exists(os.path.join(here, "matrix.yaml")) else os.path.dirname(here)
+    checkout = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = here if os.path.exists(os.path.join(here, "matrix.yaml")) else (
+        os.path.dirname(here) if os.path.exists(os.path.join(os.path.dirname(here), "matrix.yaml")) else checkout)
     out = {}
     for name, path in profiles(root).items():
         try:

@@ -24,7 +24,7 @@ from packaging.version import InvalidVersion, Version
 
 from harness.errors import ConfigError
 from harness.results import OUTCOMES
-from harness.recipes import pins_for
+from harness.recipes import pins_for, python_for
 from harness.worker.formats import FORMATS
 
 SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "matrix.schema.json")
@@ -351,13 +351,58 @@ class _Checker:
                     out[canonical] = normalized
         return out
 
+    def expand(self, i: int, raw: dict) -> list[dict]:
+        """A version-range entry -> one entry per minor (latest patch), resolved on the index."""
+        tf, keras = raw.get("tensorflow"), raw.get("keras")
+        tf_range, keras_range = _is_range(tf), _is_range(keras)
+        if not (tf_range or keras_range):
+            return [raw]
+        at = ["environments", i]
+        env_id = raw.get("id") if isinstance(raw.get("id"), str) else ""
+        ok = True
+        for is_range, key, value in ((tf_range, "tensorflow", tf), (keras_range, "keras", keras)):
+            if not is_range:
+                continue
+            try:
+                SpecifierSet(value)
+            except InvalidSpecifier:
+                self.add(at + [key], f"{value!r} is neither a version nor a range; use 2.15.1 or a range such as \">=2.12\"")
+                ok = False
+            if "{%s}" % key not in env_id:
+                self.add(at + ["id"], f"a {key} range needs {{{key}}} in the id, e.g. \"tf{{tensorflow}}\"")
+                ok = False
+        if not ok:
+            return []
+        from harness.index import latest_patch_per_minor, releases
+
+        tfs = latest_patch_per_minor(releases("tensorflow"), tf) if tf_range else [tf]
+        kerases = latest_patch_per_minor(releases("keras"), keras) if keras_range else [keras]
+        if not tfs or not kerases:
+            self.add(at, f"the range matches no release on the package index ({tf}, {keras})")
+            return []
+        out = []
+        for t in tfs:
+            for k in kerases:
+                entry = dict(raw, tensorflow=t, keras=k)
+                entry["id"] = env_id.replace("{tensorflow}", _minor(t)).replace("{keras}", _minor(k))
+                if raw.get("tf_keras") == "match":
+                    matching = latest_patch_per_minor(releases("tf-keras"), "==%s.*" % _minor(t))
+                    if not matching:
+                        self.add(at + ["tf_keras"], f"no tf-keras release matches tensorflow {t}")
+                        continue
+                    entry["tf_keras"] = matching[-1]
+                out.append(entry)
+        return out
+
     def environments(self, raw_envs: list, defaults: dict, default_pins: dict) -> list[dict]:
         envs = []
         first_index: dict[str, int] = {}
         lacking_python = []
+        expanded = []
         for i, raw in enumerate(raw_envs):
-            if not isinstance(raw, dict):
-                continue
+            if isinstance(raw, dict):
+                expanded += [(i, entry) for entry in self.expand(i, raw)]
+        for i, raw in expanded:
             env_id = raw.get("id")
             if isinstance(env_id, str):
                 if env_id in first_index:
@@ -395,6 +440,11 @@ class _Checker:
             ok = False
 
         python = raw.get("python", defaults.get("python"))
+        if python == "auto" and tf is not None:
+            python = python_for(str(tf))
+            if python is None:
+                self.add(at + ["python"], f"auto: harness/recipes.yaml has no python row for tensorflow {tf}; set python")
+                return None
         if not ok or tf is None or not isinstance(raw.get("id"), str) or not isinstance(keras, str) or not isinstance(python, str):
             return None
         recipe_pins, recipes = pins_for(str(tf), python, keras)
@@ -535,3 +585,11 @@ def _known_fixtures(base_dir: str) -> list[str]:
     except OSError:
         return []
     return sorted(n[:-3] for n in names if n.endswith(".py") and not n.startswith("_"))
+
+
+def _is_range(value: Any) -> bool:
+    return isinstance(value, str) and value.strip()[:1] in ("<", ">", "=", "!", "~")
+
+
+def _minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])

@@ -94,3 +94,18 @@ def pins_for(tensorflow: str, python: str, keras: str, rules: tuple[Rule, ...] |
             pins.update(rule.pins)
             applied.append(rule.id)
     return pins, applied
+
+
+@lru_cache(maxsize=None)
+def _pythons(path: str = RECIPES_PATH) -> tuple[tuple[SpecifierSet, str], ...]:
+    with open(path, encoding="utf-8") as fh:
+        data = yaml.safe_load(fh) or {}
+    return tuple((SpecifierSet(str(row["tensorflow"])), str(row["python"])) for row in data.get("pythons") or [])
+
+
+def python_for(tensorflow: str) -> str | None:
+    """The Python `python: auto` means for this TF (harness/recipes.yaml `pythons`), or None."""
+    for spec, python in _pythons():
+        if Version(tensorflow) in spec:
+            return python
+    return None

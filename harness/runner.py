@@ -276,7 +276,8 @@ class Runner:
             spec = self.matrix.env(env)
             envs.append({"id": env, "python": spec.python, "tensorflow": spec.tensorflow,
                          "keras": spec.keras if spec.keras != "tf-keras" else "tf-keras " + str(spec.tf_keras),
-                         "spec": spec.describe(), "error": self.state.env_errors.get(env)})
+                         "spec": spec.describe(), "requirements": spec.requirements(),
+                         "recipes": list(spec.recipes), "error": self.state.env_errors.get(env)})
         counts = {}
         for rec in records:
             counts[rec["outcome"]] = counts.get(rec["outcome"], 0) + 1

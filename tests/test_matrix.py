@@ -105,7 +105,7 @@ def test_good_matrix_loads(project):
 
 def test_defaults_merge_and_env_pins_win(project):
     m = load_matrix(write(project, GOOD))
-    assert m.env("tf2.12").pins == {"setuptools": "<81", "tensorflow-hub": "==0.16.1"}
+    assert m.env("tf2.12").pins == {"numpy": "<2", "setuptools": "<81", "tensorflow-hub": "==0.16.1"}  # numpy: a recipe
     # A bare version means ==; null drops a default pin.
     assert m.env("tf2.15").pins == {"numpy": "==1.26.4", "tensorflow-hub": "==0.16.1"}
 
@@ -242,7 +242,7 @@ def test_fixture_file_check_can_be_skipped(project):
 
 def test_requirements_per_keras_flavour(project):
     m = load_matrix(write(project, GOOD))
-    assert m.env("tf2.12").requirements() == ["tensorflow==2.12.1", "setuptools<81", "tensorflow-hub==0.16.1"]
+    assert m.env("tf2.12").requirements() == ["tensorflow==2.12.1", "numpy<2", "setuptools<81", "tensorflow-hub==0.16.1"]
     assert m.env("tf2.15").requirements() == ["tensorflow==2.15.1", "numpy==1.26.4", "tensorflow-hub==0.16.1"]
     assert m.env("tf2.16-keras3").requirements()[:2] == ["tensorflow==2.16.2", "keras==3.3.3"]
     assert m.env("tf2.16-tfkeras").requirements()[:2] == ["tensorflow==2.16.2", "tf-keras==2.16.0"]

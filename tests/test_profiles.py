@@ -16,7 +16,7 @@ from packaging.specifiers import SpecifierSet
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_every_profile_is_valid_and_shared_ids_mean_the_same_env():
+def test_every_profile_is_valid_and_shared_ids_mean_the_same_env(fake_index):
     seen = {}
     for name, path in profiles(ROOT).items():
         for env in load_matrix(path).environments:
@@ -25,11 +25,12 @@ def test_every_profile_is_valid_and_shared_ids_mean_the_same_env():
             seen[env.id] = env
 
 
-def test_plan_prints_each_profile_with_counts():
+def test_plan_prints_each_profile_with_counts(fake_index):
     out = subprocess.run([sys.executable, "-m", "harness", "plan", "--json"], cwd=ROOT,
-                         capture_output=True, text=True, check=True).stdout
+                         capture_output=True, text=True, check=True, env=dict(os.environ)).stdout
     plan = json.loads(out)
     assert set(profiles(ROOT)) == set(plan["profiles"])
+    assert plan["profiles"]["full"]["envs"] > plan["profiles"]["history"]["envs"]
     for info in plan["profiles"].values():
         assert info["checks"] == info["envs"] ** 2 * info["fixtures"] * info["formats"]
 

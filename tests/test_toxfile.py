@@ -21,14 +21,16 @@ def tox(*args: str, matrix: str | None = None) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
-def test_tox_lists_one_env_per_matrix_environment():
+def test_tox_lists_one_env_per_matrix_environment(fake_index):
     out = tox("l").stdout
     for spec in load_matrix(os.path.join(ROOT, "matrix.yaml")).environments:
         assert f"tfcompat matrix env: {spec.describe()}" in out
         assert spec.id in out
+    # profiles' envs too (history's oldest; full's range-resolved ones, from the loopback index)
+    assert "tf2.4 " in out and "tf2.19-tfkeras" in out
 
 
-def test_generated_env_config():
+def test_generated_env_config(fake_index):
     out = tox("c", "-e", "tf2.16-tfkeras", "-k", "deps", "base_python", "set_env", "skip_install").stdout
     assert "tensorflow==2.16.2" in out and "tf-keras==2.16.0" in out and "tensorflow-hub==0.16.1" in out
     assert f"base_python = {find_python('3.11')}" in out

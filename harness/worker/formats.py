@@ -62,7 +62,10 @@ def save(fmt, model, out_dir, ctx):
     """Write the model in this format; returns the artifact path."""
     tf = ctx.tf
     path = artifact_path(fmt, out_dir)
-    if fmt in ("h5", "keras"):
+    if fmt == "keras" and not ctx.keras3 and not ctx.keras_at_least(2, 13):
+        # Keras 2.12 writes HDF5 under a .keras name unless asked for the v3 archive.
+        model.save(path, save_format="keras_v3")
+    elif fmt in ("h5", "keras"):
         model.save(path)
     elif fmt == "savedmodel":
         model.save(path, save_format="tf")

@@ -1,0 +1,41 @@
+"""Version ranges in matrix.yaml, resolved against a package index (a PEP 503 index on loopback)."""
+
+import pytest
+
+from harness import index
+from harness.errors import ConfigError
+from harness.matrix import load_matrix
+
+def write(tmp_path, envs):
+    (tmp_path / "fixtures").mkdir(exist_ok=True)
+    (tmp_path / "fixtures" / "control.py").write_text("")
+    path = tmp_path / "matrix.yaml"
+    path.write_text("version: 1\nenvironments:\n%s\nfixtures: [control]\nformats: [h5]\n" % envs)
+    return str(path)
+
+
+def test_tensorflow_range_is_latest_patch_per_minor_with_auto_python(fake_index, tmp_path):
+    m = load_matrix(write(tmp_path, '  - {id: "tf{tensorflow}", python: auto, tensorflow: ">=2.11", keras: bundled}'))
+    got = [(e.id, e.tensorflow, e.python) for e in m.environments]
+    # pre-releases are skipped; 2.11 -> Python 3.10, 2.12+ -> 3.11 (harness/recipes.yaml pythons)
+    assert got[:3] == [("tf2.11", "2.11.1", "3.10"), ("tf2.12", "2.12.1", "3.11"), ("tf2.13", "2.13.1", "3.11")]
+    assert got[-1] == ("tf2.21", "2.21.0", "3.12")
+
+
+def test_keras_range(fake_index, tmp_path):
+    m = load_matrix(write(tmp_path, '  - {id: "k{keras}", python: "3.11", tensorflow: "2.16.2", keras: ">=3.0"}'))
+    assert [(e.id, e.keras) for e in m.environments] == [("k3.0", "3.0.5"), ("k3.1", "3.1.1")]
+
+
+def test_range_needs_a_placeholder_in_the_id(fake_index, tmp_path):
+    with pytest.raises(ConfigError, match=r"environments\[0\]\.id: a tensorflow range needs \{tensorflow\}"):
+        load_matrix(write(tmp_path, '  - {id: tfx, python: "3.11", tensorflow: ">=2.11", keras: bundled}'))
+
+
+def test_unreachable_index_is_one_clear_line(monkeypatch, tmp_path):
+    monkeypatch.setenv("TFCOMPAT_INDEX_URL", "http://127.0.0.1:9/simple")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    index.releases.cache_clear()
+    with pytest.raises(ConfigError, match="cannot list releases of tensorflow"):
+        load_matrix(write(tmp_path, '  - {id: "tf{tensorflow}", python: "3.11", tensorflow: ">=2.11", keras: bundled}'))
+    index.releases.cache_clear()
