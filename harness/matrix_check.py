@@ -409,6 +409,10 @@ class _Checker:
                     self.add(["environments", i, "id"], f"{env_id!r} is already used by environments[{first_index[env_id]}]; ids must be unique")
                     continue
                 first_index[env_id] = i
+                bad = [f for f in env_id.split("-") if _TOX_PY_FACTOR.fullmatch(f)]
+                if bad:
+                    self.add(["environments", i, "id"], f"{env_id!r}: tox reads the part {bad[0]!r} as a Python "
+                             "version and would build the env on that interpreter; rename it (e.g. newestpy)")
                 if env_id in RESERVED_ENV_IDS:
                     self.add(["environments", i, "id"], f"{env_id!r} is reserved (tox.ini uses it); pick another id")
             if raw.get("python", defaults.get("python")) is None:
@@ -585,6 +589,10 @@ def _known_fixtures(base_dir: str) -> list[str]:
     except OSError:
         return []
     return sorted(n[:-3] for n in names if n.endswith(".py") and not n.startswith("_"))
+
+
+# A dash-separated part of a tox env name that tox takes as the interpreter (py312, 3.12, cpython3.12).
+_TOX_PY_FACTOR = re.compile(r"(py|pypy|cpython|python|graalpy)?\d+(\.\d+)?t?")
 
 
 def _is_range(value: Any) -> bool:

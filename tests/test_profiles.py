@@ -74,3 +74,13 @@ def test_bad_rule_is_a_config_error(tmp_path):
     bad.write_text("rules:\n  - {id: x, when: {tensorflow: 'two'}, pins: {a: '<1'}, why: w, evidence: e}\n")
     with pytest.raises(ConfigError, match=r"rules\[0\]\.when\.tensorflow"):
         load_rules(str(bad))
+
+
+def test_env_id_that_tox_reads_as_a_python_is_refused(tmp_path):
+    (tmp_path / "fixtures").mkdir()
+    (tmp_path / "fixtures" / "control.py").write_text("")
+    path = tmp_path / "matrix.yaml"
+    path.write_text('version: 1\nenvironments:\n  - {id: tf2.21-py312, python: "3.12", tensorflow: "2.21.0",'
+                    ' keras: "3.15.1"}\nfixtures: [control]\nformats: [h5]\n')
+    with pytest.raises(ConfigError, match=r"environments\[0\]\.id: 'tf2.21-py312': tox reads the part 'py312'"):
+        load_matrix(str(path))
