@@ -58,13 +58,17 @@ def test_rules_apply_by_range_and_later_rules_win():
     assert pins_for("2.16.2", "3.11", "3.3.3", rules) == ({"tensorflow-hub": "==0.16.1"}, ["b"])
 
 
-def test_matrix_pins_win_over_recipes(tmp_path):
+def one_env_matrix(tmp_path, env: str) -> str:
     (tmp_path / "fixtures").mkdir()
     (tmp_path / "fixtures" / "control.py").write_text("")
     path = tmp_path / "matrix.yaml"
-    path.write_text('version: 1\nenvironments:\n  - {id: a, python: "3.8", tensorflow: "2.6.5", keras: bundled,'
-                    ' pins: {setuptools: "<70"}}\nfixtures: [control]\nformats: [h5]\n')
-    env = load_matrix(str(path)).environments[0]
+    path.write_text("version: 1\nenvironments:\n  - %s\nfixtures: [control]\nformats: [h5]\n" % env)
+    return str(path)
+
+
+def test_matrix_pins_win_over_recipes(tmp_path):
+    path = one_env_matrix(tmp_path, '{id: a, python: "3.8", tensorflow: "2.6.5", keras: bundled, pins: {setuptools: "<70"}}')
+    env = load_matrix(path).environments[0]
     assert env.pins["setuptools"] == "<70"
     assert env.recipes  # the rules that applied are recorded
 
@@ -77,10 +81,6 @@ def test_bad_rule_is_a_config_error(tmp_path):
 
 
 def test_env_id_that_tox_reads_as_a_python_is_refused(tmp_path):
-    (tmp_path / "fixtures").mkdir()
-    (tmp_path / "fixtures" / "control.py").write_text("")
-    path = tmp_path / "matrix.yaml"
-    path.write_text('version: 1\nenvironments:\n  - {id: tf2.21-py312, python: "3.12", tensorflow: "2.21.0",'
-                    ' keras: "3.15.1"}\nfixtures: [control]\nformats: [h5]\n')
+    path = one_env_matrix(tmp_path, '{id: tf2.21-py312, python: "3.12", tensorflow: "2.21.0", keras: "3.15.1"}')
     with pytest.raises(ConfigError, match=r"environments\[0\]\.id: 'tf2.21-py312': tox reads the part 'py312'"):
-        load_matrix(str(path))
+        load_matrix(path)
