@@ -42,14 +42,6 @@ def _say(message: str) -> None:
     print(f"tfcompat: {message}", file=sys.stderr)
 
 
-def _matrix_paths() -> list[Path]:
-    """$TFCOMPAT_MATRIX alone if set; else matrix.yaml and every profile in profiles/."""
-    configured = os.environ.get("TFCOMPAT_MATRIX")
-    if configured:
-        return [Path(configured).resolve()]
-    return [HERE / "matrix.yaml", *sorted((HERE / "profiles").glob("*.yaml"))]
-
-
 def _plan() -> list[tuple[object, str]]:
     """The envs to generate, each with its interpreter; loaded once per tox process."""
     global _planned
@@ -63,14 +55,16 @@ def _plan() -> list[tuple[object, str]]:
     try:
         from harness.errors import TfcompatError
         from harness.interpreters import find_python
-        from harness.matrix import load_matrix
+        from harness.matrix import load_matrix, profile_paths
     except ImportError as exc:
         # Before provisioning, tox's own Python may lack pyyaml/jsonschema/packaging;
         # tox.ini's `requires` then provisions them and reruns tox, which loads fine.
         _say(f"matrix envs not generated: {exc} (tox provisions it from tox.ini `requires`)")
         return _planned
+    configured = os.environ.get("TFCOMPAT_MATRIX")
+    paths = [Path(configured).resolve()] if configured else [Path(p) for p in profile_paths(str(HERE)).values()]
     seen: dict[str, object] = {}
-    for path in _matrix_paths():
+    for path in paths:
         if not path.is_file():
             continue
         try:

@@ -72,7 +72,8 @@ def _dispatch(args) -> int:
     state_dir = args.state_dir or os.path.join(root, ".tfcompat")
     reports = args.reports or os.path.join(root, "reports")
     if args.command == "plan":
-        return _plan(matrix, rn.select(matrix, _split(args.only), _split(args.fixtures), _split(args.formats)), args.json)
+        return _plan(matrix, rn.select(matrix, _split(args.only), _split(args.fixtures), _split(args.formats)),
+                     args.json, root)
     if args.command == "report":
         run_dir = rn.latest_run_dir(state_dir) if args.run == "latest" else os.path.join(state_dir, "runs", args.run)
         with open(os.path.join(run_dir, "run.json")) as fh:
@@ -106,28 +107,19 @@ def _dispatch(args) -> int:
     return 0
 
 
-def profiles(root: str) -> dict[str, str]:
-    """Profile name -> matrix file: "default" is matrix.yaml, the others profiles/*.yaml."""
-    out = {"default": os.path.join(root, "matrix.yaml")}
-    folder = os.path.join(root, "profiles")
-    if os.path.isdir(folder):
-        for name in sorted(os.listdir(folder)):
-            if name.endswith(".yaml"):
-                out[name[:-5]] = os.path.join(folder, name)
-    return out
-
-
 def _profile_path(root: str, name: str) -> str:
     from .errors import ConfigError
 
-    known = profiles(root)
+    from .matrix import profile_paths
+
+    known = profile_paths(root)
     if name not in known:
         raise ConfigError(["--profile: unknown profile %r; choose one of: %s (files in %s)"
                            % (name, ", ".join(known), os.path.join(root, "profiles"))])
     return known[name]
 
 
-def _plan(matrix, sel, as_json: bool) -> int:
+def _plan(matrix, sel, as_json: bool, root: str) -> int:
     n = len(sel.envs)
     plan = {"environments": [{"id": e, "spec": matrix.env(e).describe(),
                               "requirements": matrix.env(e).requirements(),
@@ -135,7 +127,7 @@ def _plan(matrix, sel, as_json: bool) -> int:
             "fixtures": list(sel.fixtures), "formats": list(sel.formats),
             "artifacts": n * len(sel.fixtures) * len(sel.formats),
             "checks": n * n * len(sel.fixtures) * len(sel.formats)}
-    plan["profiles"] = _profile_counts(os.path.dirname(matrix.path))
+    plan["profiles"] = _profile_counts(root, matrix)
     if as_json:
         print(json.dumps(plan, indent=1))
     else:
@@ -150,17 +142,15 @@ def _plan(matrix, sel, as_json: bool) -> int:
     return 0
 
 
-def _profile_counts(here: str) -> dict:
+def _profile_counts(root: str, loaded) -> dict:
+    """Env and check counts of every profile beside the matrix (the one already loaded is reused)."""
     from .errors import TfcompatError
-    from .matrix import load_matrix
+    from .matrix import load_matrix, profile_paths
 
-    checkout = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    root = here if os.path.exists(os.path.join(here, "matrix.yaml")) else (
-        os.path.dirname(here) if os.path.exists(os.path.join(os.path.dirname(here), "matrix.yaml")) else checkout)
     out = {}
-    for name, path in profiles(root).items():
+    for name, path in profile_paths(root).items():
         try:
-            m = load_matrix(path)
+            m = loaded if os.path.abspath(path) == loaded.path else load_matrix(path)
         except TfcompatError as exc:
             out[name] = {"error": str(exc).splitlines()[0]}
             continue

@@ -139,6 +139,19 @@ def _first_match(rules: list[dict], producer: str, consumer: str, fixture: str, 
     return None
 
 
+def profile_paths(root: str) -> dict[str, str]:
+    """Profile name -> matrix file in `root`: "default" is matrix.yaml, the others profiles/*.yaml."""
+    out = {}
+    if os.path.isfile(os.path.join(root, "matrix.yaml")):
+        out["default"] = os.path.join(root, "matrix.yaml")
+    folder = os.path.join(root, "profiles")
+    if os.path.isdir(folder):
+        for name in sorted(os.listdir(folder)):
+            if name.endswith(".yaml"):
+                out[name[:-5]] = os.path.join(folder, name)
+    return out
+
+
 def load_matrix(path: str, *, check_fixture_files: bool = True) -> Matrix:
     """Load and check the matrix file at `path`; raise ConfigError listing every problem.
 

@@ -23,6 +23,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from harness.errors import ConfigError
+from harness.index import latest_patch_per_minor, releases
 from harness.results import OUTCOMES
 from harness.recipes import pins_for, python_for
 from harness.worker.formats import FORMATS
@@ -373,8 +374,6 @@ class _Checker:
                 ok = False
         if not ok:
             return []
-        from harness.index import latest_patch_per_minor, releases
-
         tfs = latest_patch_per_minor(releases("tensorflow"), tf) if tf_range else [tf]
         kerases = latest_patch_per_minor(releases("keras"), keras) if keras_range else [keras]
         if not tfs or not kerases:

@@ -49,12 +49,16 @@ class Rule:
 
 
 @lru_cache(maxsize=None)
+def _table(path: str) -> dict:
+    with open(path, encoding="utf-8") as fh:
+        return yaml.safe_load(fh) or {}
+
+
+@lru_cache(maxsize=None)
 def load_rules(path: str = RECIPES_PATH) -> tuple[Rule, ...]:
     """The rules table; a malformed rule is a ConfigError naming the file and the key."""
-    with open(path, encoding="utf-8") as fh:
-        data = yaml.safe_load(fh) or {}
     problems, rules = [], []
-    for i, raw in enumerate(data.get("rules") or []):
+    for i, raw in enumerate(_table(path).get("rules") or []):
         at = "%s: rules[%d]" % (os.path.basename(path), i)
         if not isinstance(raw, dict) or not raw.get("id") or not raw.get("why") or not raw.get("evidence"):
             problems.append("%s: every rule needs id, why and evidence" % at)
@@ -98,9 +102,8 @@ def pins_for(tensorflow: str, python: str, keras: str, rules: tuple[Rule, ...] |
 
 @lru_cache(maxsize=None)
 def _pythons(path: str = RECIPES_PATH) -> tuple[tuple[SpecifierSet, str], ...]:
-    with open(path, encoding="utf-8") as fh:
-        data = yaml.safe_load(fh) or {}
-    return tuple((SpecifierSet(str(row["tensorflow"])), str(row["python"])) for row in data.get("pythons") or [])
+    return tuple((SpecifierSet(str(row["tensorflow"])), str(row["python"]))
+                 for row in _table(path).get("pythons") or [])
 
 
 def python_for(tensorflow: str) -> str | None:

@@ -29,9 +29,10 @@ def assemble(runner) -> list[dict]:
         for fx in sel.fixtures:
             for fmt in sel.formats:
                 meta = saves.get((producer, fx, fmt))
+                spec = runner.matrix.fixture(fx)
                 base = {"schema": SCHEMA_VERSION, "run_id": runner.run_id,
                         "worker_version": _worker_version(), "producer": producer, "fixture": fx,
-                        "format": fmt}
+                        "format": fmt, "tolerance": {"atol": spec.atol, "rtol": spec.rtol}}
                 if meta is not None and meta.get("status") == "save-error":
                     out.append(_save_error(base, meta, versions, imports))
                     continue
@@ -101,8 +102,7 @@ def _cell(runner, producer, consumer, fx, fmt, meta, checks) -> dict:
     if not honest:
         verdict["message"] = "fixture code was importable during the no-remedy attempt; result not trusted"
         verdict["outcome"] = "crash"
-    verdict.update(attempts=attempts, warnings=warnings[:30], duration_s=round(duration, 3),
-                   tolerance=next((a.get("tolerance") for a in attempts if a.get("tolerance")), None))
+    verdict.update(attempts=attempts, warnings=warnings[:30], duration_s=round(duration, 3))
     return verdict
 
 

@@ -134,9 +134,7 @@ class Runner:
         meta = self._load_meta() or {"run_id": self.run_id, "started": _iso(started),
                                      "matrix_path": self.matrix.path, "backend": self.backend_name,
                                      "selection": self.sel.__dict__, "worker_version": WORKER_VERSION,
-                                     "fixtures": list(self.sel.fixtures), "formats": list(self.sel.formats),
-                                     "tolerances": {f.name: {"atol": f.atol, "rtol": f.rtol}
-                                                    for f in self.matrix.fixtures}}
+                                     "fixtures": list(self.sel.fixtures), "formats": list(self.sel.formats)}
         self._save_meta(meta)
         t = time.time()
         self._parallel(self._create_and_save, self.sel.envs)

@@ -7,9 +7,8 @@ import sys
 
 import pytest
 
-from harness.cli import profiles
 from harness.errors import ConfigError
-from harness.matrix import load_matrix
+from harness.matrix import load_matrix, profile_paths as profiles
 from harness.recipes import Rule, load_rules, pins_for
 from packaging.specifiers import SpecifierSet
 

@@ -101,10 +101,12 @@ def _signature(loaded):
     args, kwargs = fn.structured_input_signature
     import tensorflow as tf
 
+    names = list(kwargs)
+
     # The closure keeps `loaded` alive: without it older TF frees the variables the signature reads.
     def call(x, _loaded=loaded):
-        if kwargs:
-            (name,) = list(kwargs)
+        if names:
+            (name,) = names
             return _single(fn(**{name: tf.constant(x)}))
         return _single(fn(tf.constant(x)))
 
