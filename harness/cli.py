@@ -81,7 +81,9 @@ def _dispatch(args) -> int:
         if not os.path.exists(os.path.join(run_dir, "results.jsonl")):
             raise TfcompatError("%s has no results yet; finish it with `tfcompat run --resume %s`"
                                 % (run_dir, os.path.basename(run_dir)))
-        print(rn.publish(run_dir, reports, meta))
+        index = rn.publish(run_dir, reports, meta, matrix)
+        _say_expectations(reports)
+        print(index)
         return 0
     if args.resume:
         run_dir = rn.latest_run_dir(state_dir) if args.resume == "latest" else os.path.join(state_dir, "runs", args.resume)
@@ -97,14 +99,31 @@ def _dispatch(args) -> int:
         runner.run_id, len(sel.envs), len(sel.fixtures), len(sel.formats),
         len(sel.envs) ** 2 * len(sel.fixtures) * len(sel.formats)))
     meta = runner.run()
-    index = rn.publish(run_dir, reports, meta)
+    index = rn.publish(run_dir, reports, meta, matrix)
     counts = ", ".join("%s %d" % kv for kv in sorted(meta["outcome_counts"].items()))
     print("tfcompat: %d records (%s) in %.0fs" % (meta["checks"], counts, meta["duration_s"]))
     print("tfcompat: TF imports per env: " + ", ".join(
         "%s %s" % (e, "/".join(str(v) for v in c.values())) for e, c in meta["tf_imports"].items())
         + " (save/no-remedy/remedies)")
+    _say_expectations(reports)
     print("tfcompat: report: %s" % index)
     return 0
+
+
+def _say_expectations(reports: str) -> None:
+    with open(os.path.join(reports, "run.json")) as fh:
+        summary = json.load(fh).get("expectations") or {}
+    if not summary.get("cells"):
+        return
+    unmet = summary["unmet"]
+    print("tfcompat: expectations: %d cell(s), %d met, %d not met%s" % (
+        summary["cells"], summary["met"], len(unmet),
+        ", %d expired" % summary["expired"] if summary["expired"] else ""))
+    for u in unmet[:20]:
+        print("tfcompat:   %s -> %s %s/%s: expected %s, got %s" % (
+            u["producer"], u["consumer"] or "*", u["fixture"], u["format"], u["expected"], u["got"]))
+    if len(unmet) > 20:
+        print("tfcompat:   ... and %d more (reports/run.json: expectations)" % (len(unmet) - 20))
 
 
 def _profile_path(root: str, name: str) -> str:

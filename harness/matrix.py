@@ -134,9 +134,18 @@ class Matrix:
 def _first_match(rules: list[dict], producer: str, consumer: str, fixture: str, fmt: str) -> dict | None:
     cell = {"producer": producer, "consumer": consumer, "fixture": fixture, "format": fmt}
     for rule in rules:
-        if all(rule[k] in (WILDCARD, v) for k, v in cell.items()):
+        if all(_selects(rule[k], v) for k, v in cell.items()):
             return rule
     return None
+
+
+def _selects(selector, value) -> bool:
+    # "*", one name, or a list of names; a row-wide record (consumer None) matches only "*".
+    if selector == WILDCARD:
+        return True
+    if isinstance(selector, list):
+        return value in selector
+    return selector == value
 
 
 def profile_paths(root: str) -> dict[str, str]:

@@ -560,10 +560,13 @@ class _Checker:
             ok = True
             for key, kind in fields.items():
                 value = raw.get(key)
-                if isinstance(value, str) and value != WILDCARD and value not in names[kind]:
-                    allowed = ", ".join(names[kind])
-                    self.add(at + [key], f"unknown {kind} {value!r}{_suggest(value, names[kind])}; use \"*\" or one of: {allowed}")
-                    ok = False
+                listed = value if isinstance(value, list) else [value]
+                for j, one in enumerate(listed):
+                    if isinstance(one, str) and one != WILDCARD and one not in names[kind]:
+                        allowed = ", ".join(names[kind])
+                        where = at + [key] + ([j] if isinstance(value, list) else [])
+                        self.add(where, f"unknown {kind} {one!r}{_suggest(one, names[kind])}; use \"*\", one of: {allowed}, or a list of them")
+                        ok = False
             rule = dict(raw)
             if section == "expectations":
                 outcome = raw.get("outcome")

@@ -41,9 +41,9 @@ def assemble(runner) -> list[dict]:
                                versions={"producer": versions.get(producer), "consumer": versions.get(consumer)},
                                tf_imports={"consumer": imports.get(consumer)})
                     rec.update(_cell(runner, producer, consumer, fx, fmt, meta, checks))
-                    rec["expectation"] = _expectation(runner.matrix, rec)
                     out.append(_complete(rec))
     _mark_control(out)
+    annotate_expectations(out, runner.matrix)
     return out
 
 
@@ -143,16 +143,33 @@ def _mark_control(records: list[dict]) -> None:
             r["control_failed"] = severity(r["outcome"]) >= severity("degraded") or r["outcome"] == "save-error"
 
 
-def _expectation(matrix, rec: dict) -> dict | None:
-    exp = matrix.expectation_for(rec["producer"], rec["consumer"], rec["fixture"], rec["format"])
-    if not exp:
-        return None
-    expires = exp.get("expires")
-    expired = False
-    if expires:
+def annotate_expectations(records: list[dict], matrix) -> None:
+    """Set each record's `expectation` from the matrix's expectations (None where none covers it).
+
+    Expectations are annotations, not results: `tfcompat report` re-applies the current matrix's,
+    so a newly written or corrected expectation shows on the stored run without re-running it."""
+    today = datetime.date.today()
+    for rec in records:
+        exp = matrix.expectation_for(rec["producer"], rec["consumer"], rec["fixture"], rec["format"])
+        if not exp:
+            rec["expectation"] = None
+            continue
+        expires = exp.get("expires")
         try:
-            expired = datetime.date.fromisoformat(str(expires)) < datetime.date.today()
+            expired = bool(expires) and datetime.date.fromisoformat(str(expires)) < today
         except ValueError:
             expired = False
-    return {"outcome": exp.get("outcome"), "reason": exp.get("reason"), "expires": str(expires) if expires else None,
-            "met": exp.get("outcome") == rec["outcome"], "expired": expired}
+        rec["expectation"] = {"outcome": exp.get("outcome"), "reason": exp.get("reason"),
+                              "expires": str(expires) if expires else None,
+                              "met": exp.get("outcome") == rec["outcome"], "expired": expired}
+
+
+def expectation_summary(records: list[dict]) -> dict:
+    """How the run compares with its expectations: counts, and every cell that did not match."""
+    covered = [r for r in records if r.get("expectation")]
+    unmet = [{"producer": r["producer"], "consumer": r["consumer"], "fixture": r["fixture"],
+              "format": r["format"], "expected": r["expectation"]["outcome"], "got": r["outcome"],
+              "reason": r["expectation"]["reason"]}
+             for r in covered if not r["expectation"]["met"]]
+    return {"cells": len(covered), "met": len(covered) - len(unmet), "unmet": unmet,
+            "expired": sum(1 for r in covered if r["expectation"]["expired"])}

@@ -208,7 +208,7 @@ def _cell(rec: Optional[dict], details: "_Details", where: tuple) -> dict:
     same_env = consumer is not None and producer == consumer
     if rec is None:
         return {"i": None, "outcome": "", "code": "\u2014", "same_env": same_env, "defect": False,
-                "control": False, "expected": False, "title": "not run", "key": "", "text": ""}
+                "control": False, "expected": False, "unexpected": False, "title": "not run", "key": "", "text": ""}
     outcome = rec.get("outcome") or ""
     defect = same_env and results.severity(outcome) >= results.severity("degraded")
     remedy = f" ({rec['remedy']})" if rec.get("remedy") else ""
@@ -216,6 +216,9 @@ def _cell(rec: Optional[dict], details: "_Details", where: tuple) -> dict:
     title = f"{pair} \u00b7 {fixture} \u00b7 {fmt}: {outcome}{remedy}"
     if defect:
         title += " \u2014 same-version defect"
+    exp = rec.get("expectation")
+    if exp and not exp.get("met"):
+        title += f" \u2014 NOT the expected {exp.get('outcome')}"
     if rec.get("control_failed") and outcome != "pass":
         title += " \u2014 control fails here too: the format/env pair, not the fixture feature"
     text = ""
@@ -231,6 +234,7 @@ def _cell(rec: Optional[dict], details: "_Details", where: tuple) -> dict:
         "defect": defect,
         "control": bool(rec.get("control_failed")) and outcome != "pass",
         "expected": bool(rec.get("expectation")),
+        "unexpected": bool(rec.get("expectation")) and not rec["expectation"].get("met"),
         "title": title,
         "key": "|".join(x or "" for x in where),
         "text": text[:300],
@@ -363,7 +367,15 @@ def _run_facts(meta: dict) -> dict:
         "harness_version": __version__,
         "phases": [(k[:-2] if k.endswith("_s") else k).replace("_", " ") + ": " + _duration(v)
                    for k, v in phases.items()],
+        "expectations": _expectations_line(meta.get("expectations") or {}),
     }
+
+
+def _expectations_line(summary: dict) -> str:
+    if not summary.get("cells"):
+        return ""
+    line = f"{summary['cells']} cells covered: {summary['met']} met, {len(summary.get('unmet') or [])} not met"
+    return line + (f", {summary['expired']} expired" if summary.get("expired") else "")
 
 
 # ---- small helpers ----------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from . import __version__, process, results
 from .backends import get_backend
 from .errors import ConfigError, EnvError, TfcompatError
 from .matrix import Matrix
-from .records import assemble
+from .records import annotate_expectations, assemble, expectation_summary
 from .worker.formats import FORMATS
 
 WORKER_VERSION = __version__ + "+w1"
@@ -319,14 +319,22 @@ def _iso(t: float) -> str:
     return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def publish(run_dir: str, reports_dir: str, meta: dict) -> str:
-    """Copy the run's results into reports/ and render the page; returns the index.html path."""
+def publish(run_dir: str, reports_dir: str, meta: dict, matrix: Matrix | None = None) -> str:
+    """Copy the run's results into reports/ and render the page; returns the index.html path.
+
+    With `matrix`, the copy carries that matrix's expectations (the run dir keeps what was recorded),
+    and meta["expectations"] summarises how the run compares with them."""
     from .report import render_report
 
     os.makedirs(reports_dir, exist_ok=True)
-    src = os.path.join(run_dir, "results.jsonl")
+    records = list(results.read(os.path.join(run_dir, "results.jsonl")))
+    if matrix is not None:
+        annotate_expectations(records, matrix)
+    meta = dict(meta, expectations=expectation_summary(records))
     dst = os.path.join(reports_dir, "results.jsonl")
-    shutil.copyfile(src, dst)
+    if os.path.exists(dst):
+        os.remove(dst)
+    results.append(dst, records)
     with open(os.path.join(reports_dir, "run.json"), "w") as fh:
         json.dump(meta, fh, indent=1, sort_keys=True, default=str)
     return render_report(dst, reports_dir, meta)

@@ -103,6 +103,27 @@ def test_good_matrix_loads(project):
         m.env("nope")
 
 
+def test_selectors_take_a_list_of_names(project):
+    text = GOOD.replace("    consumer: tf2.16-keras3\n    fixture: \"*\"",
+                        "    consumer: [tf2.16-keras3, tf2.16-tfkeras]\n    fixture: [control, hub_layer]")
+    m = load_matrix(write(project, text))
+    assert m.expectation_for("tf2.15", "tf2.16-tfkeras", "hub_layer", "savedmodel")["outcome"] == "load-error"
+    assert m.expectation_for("tf2.15", "tf2.16-keras3", "control", "savedmodel") is not None
+    assert m.expectation_for("tf2.15", "tf2.16-keras3", "custom_layer", "savedmodel") is None
+    assert m.expectation_for("tf2.15", "tf2.12", "control", "savedmodel") is None
+    # A row-wide record (a save-error: no consumer) is covered only by "*".
+    assert m.expectation_for("tf2.15", None, "control", "savedmodel") is None
+
+
+def test_a_wrong_name_in_a_selector_list_is_named_with_its_index(project):
+    text = GOOD.replace("    consumer: tf2.16-keras3\n", "    consumer: [tf2.16-keras3, zzz]\n")
+    assert problems(project, text) == [
+        "matrix.yaml: expectations[0].consumer[1]: unknown environment 'zzz'; use \"*\", one of: tf2.12, "
+        "tf2.15, tf2.16-keras3, tf2.16-tfkeras, or a list of them"]
+    empty = GOOD.replace("    consumer: tf2.16-keras3\n", "    consumer: []\n")
+    assert len(problems(project, empty)) == 1
+
+
 def test_defaults_merge_and_env_pins_win(project):
     m = load_matrix(write(project, GOOD))
     assert m.env("tf2.12").pins == {"numpy": "<2", "setuptools": "<81", "tensorflow-hub": "==0.16.1"}  # numpy: a recipe

@@ -304,3 +304,38 @@ def test_page_screenshot(page, tmp_path):
         assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
     if os.environ.get("TFCOMPAT_SCREENSHOT"):
         shutil.copy(shot, os.environ["TFCOMPAT_SCREENSHOT"])
+
+
+def test_publish_applies_the_current_expectations_and_keeps_the_run_as_recorded(tmp_path):
+    from harness.matrix import Matrix
+    from harness.runner import publish
+
+    run_dir = tmp_path / "run"
+    results.append(str(run_dir / "results.jsonl"), synthetic_records())
+    recorded = read(str(run_dir / "results.jsonl"))
+    matrix = Matrix(path="m.yaml", environments=[], fixtures=[], formats=[], expectations=[
+        {"producer": A, "consumer": [B, C], "fixture": "control", "format": "h5", "outcome": "load-error",
+         "reason": "public report X", "expires": "2099-01-01"},
+        {"producer": C, "consumer": "*", "fixture": "control", "format": "savedmodel", "outcome": "save-error",
+         "reason": "Keras 3 writes no SavedModel", "expires": "2000-01-01"},
+    ])
+    index = publish(str(run_dir), str(tmp_path / "reports"), dict(RUN_META), matrix)
+
+    assert read(str(run_dir / "results.jsonl")) == recorded  # the run's own record is append-only
+    published = {(r["producer"], r["consumer"], r["fixture"], r["format"]): r
+                 for r in results.read(str(tmp_path / "reports" / "results.jsonl"))}
+    assert published[(A, C, "control", "h5")]["expectation"]["met"] is True
+    assert published[(A, B, "control", "h5")]["expectation"]["met"] is False  # it passes: a fixed break
+    assert published[(C, None, "control", "savedmodel")]["expectation"]["expired"] is True
+    # The expectation the run carried for (A, A, control, savedmodel) is gone: this matrix has none there.
+    assert published[(A, A, "control", "savedmodel")]["expectation"] is None
+    with open(tmp_path / "reports" / "run.json") as fh:
+        summary = json.load(fh)["expectations"]
+    assert (summary["cells"], summary["met"], summary["expired"]) == (3, 2, 1)
+    assert summary["unmet"] == [{"producer": A, "consumer": B, "fixture": "control", "format": "h5",
+                                 "expected": "load-error", "got": "pass", "reason": "public report X"}]
+    text = read(index)
+    assert "3 cells covered: 2 met, 1 not met, 1 expired" in text
+    cells = grid_cells(text)
+    assert cells[f"{A}|{B}|control|h5"]["text"].endswith("e!")
+    assert cells[f"{A}|{C}|control|h5"]["text"].endswith("e") and "e!" not in cells[f"{A}|{C}|control|h5"]["text"]
