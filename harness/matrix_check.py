@@ -362,20 +362,20 @@ class _Checker:
         env_id = raw.get("id") if isinstance(raw.get("id"), str) else ""
         ok = True
         for is_range, key, value in ((tf_range, "tensorflow", tf), (keras_range, "keras", keras)):
-            if not is_range:
+            if not is_range or value == LATEST:
                 continue
             try:
                 SpecifierSet(value)
             except InvalidSpecifier:
-                self.add(at + [key], f"{value!r} is neither a version nor a range; use 2.15.1 or a range such as \">=2.12\"")
+                self.add(at + [key], f"{value!r} is neither a version nor a range; use 2.15.1, a range such as \">=2.12\", or latest")
                 ok = False
             if "{%s}" % key not in env_id:
                 self.add(at + ["id"], f"a {key} range needs {{{key}}} in the id, e.g. \"tf{{tensorflow}}\"")
                 ok = False
         if not ok:
             return []
-        tfs = latest_patch_per_minor(releases("tensorflow"), tf) if tf_range else [tf]
-        kerases = latest_patch_per_minor(releases("keras"), keras) if keras_range else [keras]
+        tfs = _resolve("tensorflow", tf) if tf_range else [tf]
+        kerases = _resolve("keras", keras) if keras_range else [keras]
         if not tfs or not kerases:
             self.add(at, f"the range matches no release on the package index ({tf}, {keras})")
             return []
@@ -466,7 +466,7 @@ class _Checker:
 
     def keras3(self, keras: str, keras_at: list, tf: Version | None) -> bool:
         if not keras[:1].isdigit():
-            self.add(keras_at, f"{keras!r} is not allowed; use bundled, tf-keras or an exact Keras 3 version such as 3.3.3")
+            self.add(keras_at, f"{keras!r} is not allowed; use bundled, tf-keras, latest or an exact Keras 3 version such as 3.3.3")
             return False
         version = self.exact_version(keras, keras_at, "3.3.3")
         if version is None:
@@ -597,8 +597,18 @@ def _known_fixtures(base_dir: str) -> list[str]:
 _TOX_PY_FACTOR = re.compile(r"(py|pypy|cpython|python|graalpy)?\d+(\.\d+)?t?")
 
 
+# `latest`: the newest release on the index when planning (for keras, the newest Keras 3).
+LATEST = "latest"
+
+
 def _is_range(value: Any) -> bool:
-    return isinstance(value, str) and value.strip()[:1] in ("<", ">", "=", "!", "~")
+    return isinstance(value, str) and (value == LATEST or value.strip()[:1] in ("<", ">", "=", "!", "~"))
+
+
+def _resolve(package: str, value: str) -> list[str]:
+    if value == LATEST:
+        return latest_patch_per_minor(releases(package), ">=3" if package == "keras" else ">=0")[-1:]
+    return latest_patch_per_minor(releases(package), value)
 
 
 def _minor(version: str) -> str:

@@ -39,3 +39,18 @@ def test_unreachable_index_is_one_clear_line(monkeypatch, tmp_path):
     with pytest.raises(ConfigError, match="cannot list releases of tensorflow"):
         load_matrix(write(tmp_path, '  - {id: "tf{tensorflow}", python: "3.11", tensorflow: ">=2.11", keras: bundled}'))
     index.releases.cache_clear()
+
+
+def test_latest_is_the_newest_release_and_tf_keras_match_follows_it(fake_index, tmp_path):
+    m = load_matrix(write(tmp_path, "\n".join([
+        '  - {id: newest-keras3, python: "3.12", tensorflow: latest, keras: latest}',
+        '  - {id: newest-tfkeras, python: "3.12", tensorflow: latest, keras: tf-keras, tf_keras: match}',
+        '  - {id: "tf{tensorflow}-keras3", python: "3.11", tensorflow: ">=2.20", keras: latest}'])))
+    got = [(e.id, e.tensorflow, e.keras, e.tf_keras) for e in m.environments]
+    assert got == [("newest-keras3", "2.21.0", "3.1.1", None), ("newest-tfkeras", "2.21.0", "tf-keras", "2.21.0"),
+                   ("tf2.20-keras3", "2.20.0", "3.1.1", None), ("tf2.21-keras3", "2.21.0", "3.1.1", None)]
+
+
+def test_latest_keras_is_still_checked_against_tensorflow(fake_index, tmp_path):
+    with pytest.raises(ConfigError, match=r"environments\[0\]\.keras: Keras 3 needs tensorflow >= 2.16"):
+        load_matrix(write(tmp_path, '  - {id: old, python: "3.10", tensorflow: "2.11.1", keras: latest}'))
