@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 
 from .errors import TfcompatError
@@ -50,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops as cleanly as Ctrl-C
     try:
         return _dispatch(args)
     except TfcompatError as exc:
@@ -59,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tfcompat: interrupted; finish with `tfcompat run --resume`", file=sys.stderr)
         return 130
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def _dispatch(args) -> int:
@@ -88,7 +94,12 @@ def _dispatch(args) -> int:
     if args.resume:
         run_dir = rn.latest_run_dir(state_dir) if args.resume == "latest" else os.path.join(state_dir, "runs", args.resume)
         with open(os.path.join(run_dir, "run.json")) as fh:
-            stored = json.load(fh)["selection"]
+            stored_meta = json.load(fh)
+        if stored_meta.get("worker_version") != rn.WORKER_VERSION:
+            # One run, one worker: mixing verdicts of two workers in one grid would mislead.
+            raise TfcompatError("%s was made by worker %s and this is %s: start a new run (without --resume)"
+                                % (os.path.basename(run_dir), stored_meta.get("worker_version"), rn.WORKER_VERSION))
+        stored = stored_meta["selection"]
         sel = rn.Selection(tuple(stored["envs"]), tuple(stored["fixtures"]), tuple(stored["formats"]))
         print("tfcompat: resuming %s" % os.path.basename(run_dir))
     else:

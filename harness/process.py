@@ -11,12 +11,21 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 
 from . import results
 
 WORKER_MAIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker", "main.py")
+
+# Set on Ctrl-C/SIGTERM: every watcher kills its worker (in its own session, so the terminal's
+# signal does not reach it) and raises Interrupted; the journals keep all that finished.
+STOP = threading.Event()
+
+
+class Interrupted(Exception):
+    """The run was asked to stop; `tfcompat run --resume` goes on from the journals."""
 
 
 @dataclass(frozen=True)
@@ -128,6 +137,9 @@ def _spawn(request: WorkerRequest, items: list[dict], out: WorkerOutcome):
     current, current_t = None, None
     pos = offset
     while True:
+        if STOP.is_set():
+            _kill(proc)
+            raise Interrupted(request.env_id)
         pos, events = _new_events(request.journal, pos)
         for ev in events:
             if ev.get("event") == "ready":

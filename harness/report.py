@@ -247,6 +247,7 @@ REMEDY_SHORT = {
     "reload_weights": ("rw", "load_weights(path) after load_model"),
     "compile_false": ("nc", "compile=False"),
     "safe_mode_false": ("us", "safe_mode=False"),
+    "safe_mode_false_compile_false": ("usnc", "safe_mode=False, compile=False"),
     "legacy_keras": ("tk", "the legacy tf_keras"),
     "tfsm_layer": ("sm", "keras.layers.TFSMLayer"),
     "tf_saved_model_load": ("tl", "tf.saved_model.load"),

@@ -21,7 +21,7 @@ from .matrix import Matrix
 from .records import annotate_expectations, assemble, expectation_summary
 from .worker.formats import FORMATS
 
-WORKER_VERSION = __version__ + "+w1"
+WORKER_VERSION = __version__ + "+w2"
 
 
 @dataclass(frozen=True)
@@ -154,10 +154,15 @@ class Runner:
 
     def _parallel(self, fn, envs) -> None:
         with ThreadPoolExecutor(max_workers=self.jobs) as pool:
-            for env, err in zip(envs, pool.map(self._guard(fn), envs)):
-                if err:
-                    self.state.env_errors[env] = err
-                    self.log("%-18s env-error: %s" % (env, err))
+            try:
+                for env, err in zip(envs, pool.map(self._guard(fn), envs)):
+                    if err:
+                        self.state.env_errors[env] = err
+                        self.log("%-18s env-error: %s" % (env, err))
+            except (KeyboardInterrupt, process.Interrupted):
+                # Stop every watcher (each kills its worker) before the pool waits for them.
+                process.STOP.set()
+                raise KeyboardInterrupt from None
 
     def _guard(self, fn):
         def call(env):

@@ -5,7 +5,8 @@ from __future__ import annotations
 from .results import severity
 
 # Least invasive first; None is the canonical loader with no help.
-REMEDY_ORDER = [None, "custom_objects", "reload_weights", "compile_false", "safe_mode_false", "legacy_keras",
+REMEDY_ORDER = [None, "custom_objects", "reload_weights", "compile_false", "safe_mode_false",
+                "safe_mode_false_compile_false", "legacy_keras",
                 "tfsm_layer", "tf_saved_model_load"]
 
 HINTS = [
@@ -39,6 +40,8 @@ REMEDY_HINTS = {
                       "(keras-team/keras#16983)",
     "compile_false": "load with compile=False and compile the model again",
     "safe_mode_false": "load with safe_mode=False (only for files you trust)",
+    "safe_mode_false_compile_false": "load with safe_mode=False and compile=False (only for files you "
+                                     "trust), then compile the model again",
     "legacy_keras": "load it with tf_keras (pip install tf-keras), the legacy Keras 2, then re-save "
                     "in the .keras format",
     "tfsm_layer": "wrap it with keras.layers.TFSMLayer(path, call_endpoint='serving_default') "

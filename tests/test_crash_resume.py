@@ -104,3 +104,22 @@ def test_killed_run_resumes_without_redoing_finished_work(tmp_path):
     assert KEY in plain_after
     recs = records(tmp_path)
     assert len(recs) == 6 and all(r["outcome"] not in ("crash", "timeout") for r in recs)
+
+
+def test_ctrl_c_stops_at_once_and_resume_finishes(tmp_path):
+    proc = start(tmp_path, *ARGS, env={"TFCOMPAT_WORKER_PAUSE": KEY, "TFCOMPAT_WORKER_PAUSE_S": "600"})
+    worker = wait_for_start(tmp_path, KEY, proc)
+    t = time.time()
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends; workers have their own session
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and time.time() - t < 30, out
+    assert "interrupted; finish with `tfcompat run --resume`" in out
+    with pytest.raises(ProcessLookupError):
+        os.kill(worker, 0)  # the paused worker was killed, not left running for 600 s
+    plain = [e for e in events(journal(tmp_path, "check-plain")) if e.get("event") in ("done", "failed")]
+    assert KEY not in [e["key"] for e in plain]  # nothing recorded for the check in flight
+    resumed = start(tmp_path, "run", "--resume")
+    out, _ = resumed.communicate(timeout=900)
+    assert resumed.returncode == 0, out
+    recs = records(tmp_path)
+    assert len(recs) == 6 and all(r["outcome"] not in ("crash", "timeout") for r in recs)

@@ -56,3 +56,38 @@ def test_worker_that_cannot_start_is_env_error(tmp_path):
     req = process.WorkerRequest(**{**req.__dict__, "worker_main": str(tmp_path / "missing.py")})
     out = process.run(req)
     assert out.failed["a"]["outcome"] == "env-error"
+
+
+def test_stop_kills_the_worker_at_once_and_keeps_what_finished(tmp_path):
+    import threading
+    import time
+
+    import pytest
+
+    raised = []
+
+    def watch():
+        try:
+            process.run(_request(tmp_path, ["a", "hang-b", "c"], timeout=600.0))
+        except process.Interrupted:
+            raised.append(True)
+
+    thread = threading.Thread(target=watch)
+    thread.start()
+    journal = tmp_path / "j.jsonl"
+    deadline = time.time() + 20
+    while time.time() < deadline and not (journal.exists() and '"hang-b"' in journal.read_text()):
+        time.sleep(0.1)
+    process.STOP.set()
+    try:
+        thread.join(10)
+        assert not thread.is_alive() and raised == [True]
+    finally:
+        process.STOP.clear()
+    done, failed, _, _ = process.read_journal(str(tmp_path / "j.jsonl"))
+    assert list(done) == ["a"] and failed == {}  # nothing recorded for the item in flight
+    pid = [e["pid"] for e in process.results.read(str(tmp_path / "j.jsonl")) if e.get("event") == "ready"][0]
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # the hung worker is gone
+    again = process.run(_request(tmp_path, ["a", "c"]))
+    assert sorted(again.done) == ["a", "c"] and again.processes == 1

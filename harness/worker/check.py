@@ -74,11 +74,11 @@ def _load(ctx, meta, path, fixture, remedy, kind):
     co = fixture.custom_objects(ctx) if fixture is not None else None
     if kind == "model":
         kwargs = {}
-        if remedy in ("custom_objects", "compile_false", "safe_mode_false", "legacy_keras", "reload_weights"):
+        if remedy is not None:
             kwargs["custom_objects"] = co
-        if remedy == "compile_false":
+        if remedy in ("compile_false", "safe_mode_false_compile_false"):
             kwargs["compile"] = False
-        if remedy == "safe_mode_false":
+        if remedy in ("safe_mode_false", "safe_mode_false_compile_false"):
             kwargs["safe_mode"] = False
         model = K.models.load_model(path, **kwargs)
         if remedy == "reload_weights" or (remedy == "legacy_keras" and meta["format"] == "savedmodel"):

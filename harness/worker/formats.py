@@ -98,8 +98,11 @@ def ladder(fmt, ctx, mode):
         # load_weights() (keras-team/keras#16983).
         steps.append(("reload_weights", "model"))
     steps.append(("compile_false", "model"))
-    if (fmt == "keras" and (ctx.keras3 or ctx.keras_at_least(2, 13))) or (fmt == "h5" and ctx.keras3):
-        steps.append(("safe_mode_false", "model"))  # Lambda bytecode is refused in safe mode
+    if (fmt == "keras" and (ctx.keras3 or ctx.keras_at_least(2, 12))) or (fmt == "h5" and ctx.keras3):
+        # Lambda bytecode is refused in safe mode (load_model has safe_mode from Keras 2.12). Both
+        # switches together for a file whose compile config does not load either (Keras 3 .h5).
+        steps.append(("safe_mode_false", "model"))
+        steps.append(("safe_mode_false_compile_false", "model"))
     if ctx.keras3 and fmt in ("h5", "keras", "savedmodel"):
         steps.append(("legacy_keras", "model"))
     if fmt == "savedmodel":

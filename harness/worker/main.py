@@ -10,7 +10,7 @@ import os
 import sys
 import time
 
-WORKER_VERSION = "1"
+WORKER_VERSION = "2"
 
 
 def _journal(path):
