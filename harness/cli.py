@@ -87,8 +87,8 @@ def _dispatch(args) -> int:
         if not os.path.exists(os.path.join(run_dir, "results.jsonl")):
             raise TfcompatError("%s has no results yet; finish it with `tfcompat run --resume %s`"
                                 % (run_dir, os.path.basename(run_dir)))
-        index = rn.publish(run_dir, reports, meta, matrix)
-        _say_expectations(reports)
+        index, expectations = rn.publish(run_dir, reports, meta, matrix)
+        _say_expectations(expectations)
         print(index)
         return 0
     if args.resume:
@@ -110,20 +110,18 @@ def _dispatch(args) -> int:
         runner.run_id, len(sel.envs), len(sel.fixtures), len(sel.formats),
         len(sel.envs) ** 2 * len(sel.fixtures) * len(sel.formats)))
     meta = runner.run()
-    index = rn.publish(run_dir, reports, meta, matrix)
+    index, expectations = rn.publish(run_dir, reports, meta, matrix)
     counts = ", ".join("%s %d" % kv for kv in sorted(meta["outcome_counts"].items()))
     print("tfcompat: %d records (%s) in %.0fs" % (meta["checks"], counts, meta["duration_s"]))
     print("tfcompat: TF imports per env: " + ", ".join(
         "%s %s" % (e, "/".join(str(v) for v in c.values())) for e, c in meta["tf_imports"].items())
         + " (save/no-remedy/remedies)")
-    _say_expectations(reports)
+    _say_expectations(expectations)
     print("tfcompat: report: %s" % index)
     return 0
 
 
-def _say_expectations(reports: str) -> None:
-    with open(os.path.join(reports, "run.json")) as fh:
-        summary = json.load(fh).get("expectations") or {}
+def _say_expectations(summary: dict) -> None:
     if not summary.get("cells"):
         return
     unmet = summary["unmet"]
@@ -174,7 +172,6 @@ def _plan(matrix, sel, as_json: bool, root: str) -> int:
 
 def _profile_counts(root: str, loaded) -> dict:
     """Env and check counts of every profile beside the matrix (the one already loaded is reused)."""
-    from .errors import TfcompatError
     from .matrix import load_matrix, profile_paths
 
     out = {}

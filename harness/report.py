@@ -234,7 +234,7 @@ def _cell(rec: Optional[dict], details: "_Details", where: tuple) -> dict:
         "defect": defect,
         "control": bool(rec.get("control_failed")) and outcome != "pass",
         "expected": bool(rec.get("expectation")),
-        "unexpected": bool(rec.get("expectation")) and not rec["expectation"].get("met"),
+        "unexpected": bool(exp) and not exp.get("met"),
         "title": title,
         "key": "|".join(x or "" for x in where),
         "text": text[:300],

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -324,8 +323,9 @@ def _iso(t: float) -> str:
     return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def publish(run_dir: str, reports_dir: str, meta: dict, matrix: Matrix | None = None) -> str:
-    """Copy the run's results into reports/ and render the page; returns the index.html path.
+def publish(run_dir: str, reports_dir: str, meta: dict, matrix: Matrix | None = None) -> tuple[str, dict]:
+    """Copy the run's results into reports/ and render the page; returns (index.html path,
+    expectation summary).
 
     With `matrix`, the copy carries that matrix's expectations (the run dir keeps what was recorded),
     and meta["expectations"] summarises how the run compares with them."""
@@ -342,4 +342,4 @@ def publish(run_dir: str, reports_dir: str, meta: dict, matrix: Matrix | None = 
     results.append(dst, records)
     with open(os.path.join(reports_dir, "run.json"), "w") as fh:
         json.dump(meta, fh, indent=1, sort_keys=True, default=str)
-    return render_report(dst, reports_dir, meta)
+    return render_report(dst, reports_dir, meta), meta["expectations"]

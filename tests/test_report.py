@@ -319,7 +319,7 @@ def test_publish_applies_the_current_expectations_and_keeps_the_run_as_recorded(
         {"producer": C, "consumer": "*", "fixture": "control", "format": "savedmodel", "outcome": "save-error",
          "reason": "Keras 3 writes no SavedModel", "expires": "2000-01-01"},
     ])
-    index = publish(str(run_dir), str(tmp_path / "reports"), dict(RUN_META), matrix)
+    index, summary_back = publish(str(run_dir), str(tmp_path / "reports"), dict(RUN_META), matrix)
 
     assert read(str(run_dir / "results.jsonl")) == recorded  # the run's own record is append-only
     published = {(r["producer"], r["consumer"], r["fixture"], r["format"]): r
@@ -332,6 +332,7 @@ def test_publish_applies_the_current_expectations_and_keeps_the_run_as_recorded(
     with open(tmp_path / "reports" / "run.json") as fh:
         summary = json.load(fh)["expectations"]
     assert (summary["cells"], summary["met"], summary["expired"]) == (3, 2, 1)
+    assert summary_back == summary
     assert summary["unmet"] == [{"producer": A, "consumer": B, "fixture": "control", "format": "h5",
                                  "expected": "load-error", "got": "pass", "reason": "public report X"}]
     text = read(index)
