@@ -71,7 +71,8 @@ def main() -> int:
         for phase, f in sorted(phases.items()):
             total_imports += f["tf_imports"]
             total_import_s += f["import_s"]
-            print("%-16s %-15s %8d %9.1f %9.1f %7d" % (env, phase, f["tf_imports"], f["import_s"], f["work_s"], f["items"]))
+            print("%-16s %-15s %8d %9.1f %9.1f %7d"
+                  % (env, phase, f["tf_imports"], f["import_s"], f["work_s"], f["items"]))
     print("TF imports: %d in all, %.1f s of import time" % (total_imports, total_import_s))
     for env, t in sorted((meta.get("segments") or [{}])[-1].get("env_timings", {}).items()):
         print("%-16s %s" % (env, ", ".join("%s %s" % kv for kv in sorted(t.items()))))

@@ -12,7 +12,7 @@ import re
 import ssl
 import time
 import urllib.request
-from functools import lru_cache
+from functools import cache
 
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
@@ -36,7 +36,7 @@ def _cache_path(package: str) -> str:
     return os.path.join(base, "tfcompat", "index", "%s.json" % canonicalize_name(package))
 
 
-@lru_cache(maxsize=None)
+@cache
 def releases(package: str) -> tuple[str, ...]:
     """Every final release of `package` the index offers a file for, oldest first."""
     url = "%s/%s/" % (index_url(), canonicalize_name(package))
@@ -62,7 +62,7 @@ def releases(package: str) -> tuple[str, ...]:
                      for attrs, name in re.findall(r"<a([^>]*)>([^<]+)</a>", body)]
     except (OSError, ValueError) as exc:
         raise ConfigError(["%s: cannot list releases of %s from the package index (%s); "
-                           "use exact versions or set PIP_INDEX_URL" % (url, package, exc)])
+                           "use exact versions or set PIP_INDEX_URL" % (url, package, exc)]) from exc
     found = set()
     for f in files:
         if f.get("yanked"):

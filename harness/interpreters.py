@@ -11,7 +11,7 @@ import os
 import re
 import shutil
 import subprocess
-from functools import lru_cache
+from functools import cache
 
 from harness.errors import InterpreterNotFound
 
@@ -75,7 +75,7 @@ def _from_uv(version: str) -> str | None:
     return None
 
 
-@lru_cache(maxsize=None)
+@cache
 def find_python(version: str) -> str:
     """Return an absolute path to a CPython `version` ("3.11") interpreter.
 

@@ -24,8 +24,8 @@ from packaging.version import InvalidVersion, Version
 
 from harness.errors import ConfigError
 from harness.index import latest_patch_per_minor, releases
-from harness.results import OUTCOMES
 from harness.recipes import pins_for, python_for
+from harness.results import OUTCOMES
 from harness.worker.formats import FORMATS
 
 SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "matrix.schema.json")
@@ -43,7 +43,9 @@ FLAVOUR_PACKAGES = {"tensorflow", "tensorflow-cpu", "tensorflow-intel", "keras",
 # The first TF whose own Keras is Keras 3, and the first with a tf-keras release.
 FIRST_KERAS3_TF = Version("2.16")
 
-_TOP_ORDER = ["version", "defaults", "check_timeout", "environments", "fixtures", "formats", "exclusions", "expectations"]
+_TOP_ORDER = [
+    "version", "defaults", "check_timeout", "environments", "fixtures", "formats", "exclusions", "expectations",
+]
 _PACKAGE_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
@@ -108,7 +110,8 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = Fal
         key = loader.construct_object(key_node, deep=True)
         try:
             if key in seen:
-                loader.duplicates.append(f"line {key_node.start_mark.line + 1}: key {key!r} appears twice in one mapping")
+                line = key_node.start_mark.line + 1
+                loader.duplicates.append(f"line {line}: key {key!r} appears twice in one mapping")
             seen.add(key)
         except TypeError:  # an unhashable key; construct_mapping reports it
             pass
@@ -155,7 +158,8 @@ def _sort_key(parts: list) -> tuple:
 
 
 def _type_name(value: Any) -> str:
-    names = {type(None): "null", bool: "boolean", int: "number", float: "number", str: "string", list: "list", dict: "mapping"}
+    names = {type(None): "null", bool: "boolean", int: "number", float: "number", str: "string", list: "list",
+             dict: "mapping"}
     return names.get(type(value), type(value).__name__)
 
 
@@ -256,7 +260,9 @@ class _Checker:
 
     def report_schema_error(self, error: jsonschema.ValidationError, meant: set[tuple]) -> None:
         parts = list(error.absolute_path)
-        value = error.instance
+        # The stubs allow "unset" for these; every error iter_errors() yields has them set.
+        value: Any = error.instance
+        validator_value: Any = error.validator_value
         schema = error.schema if isinstance(error.schema, dict) else {}
         hint = schema.get("x-hint")
         kind = error.validator
@@ -265,28 +271,28 @@ class _Checker:
             for key in sorted(set(value) - set(allowed)):
                 self.add(parts + [key], f"unknown key{_suggest(key, allowed)}; allowed keys: {', '.join(allowed)}")
         elif kind == "required":
-            for key in error.validator_value:
+            for key in validator_value:
                 if key not in value and (*parts, key) not in meant:
                     self.add(parts + [key], "missing; this key is required")
         elif kind == "type":
-            expected = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+            expected: list[str] = validator_value if isinstance(validator_value, list) else [validator_value]
             expected_text = " or ".join({"object": "mapping", "array": "list"}.get(t, t) for t in expected)
             quote = ""
             if "string" in expected and _type_name(value) == "number":
                 quote = " (YAML read it as a number: quote it)"
             self.add(parts, f"{_show(value)} is a {_type_name(value)}; expected a {expected_text}{quote}")
         elif kind == "enum":
-            self.add(parts, f"{_show(value)} is not allowed; use one of: {', '.join(map(str, error.validator_value))}")
+            self.add(parts, f"{_show(value)} is not allowed; use one of: {', '.join(map(str, validator_value))}")
         elif kind == "const":
-            self.add(parts, f"{value!r} is not supported; {hint or 'use ' + repr(error.validator_value)}")
+            self.add(parts, f"{value!r} is not supported; {hint or 'use ' + repr(validator_value)}")
         elif kind == "pattern" and "propertyNames" in error.absolute_schema_path:
-            self.add(parts + [value], f"not allowed as a name; {hint or 'must match ' + error.validator_value}")
+            self.add(parts + [value], f"not allowed as a name; {hint or 'must match ' + validator_value}")
         elif kind == "pattern":
-            self.add(parts, f"{value!r} is not allowed; {hint or 'must match ' + error.validator_value}")
+            self.add(parts, f"{value!r} is not allowed; {hint or 'must match ' + validator_value}")
         elif kind in ("minItems", "minLength"):
             self.add(parts, "must not be empty")
         elif kind == "exclusiveMinimum":
-            self.add(parts, f"{value!r} must be greater than {error.validator_value}")
+            self.add(parts, f"{value!r} must be greater than {validator_value}")
         else:
             self.add(parts, error.message)
 
@@ -304,8 +310,8 @@ class _Checker:
             if fmt in formats[:i]:
                 self.add(["formats", i], f"{fmt!r} is listed twice; list each format once")
         # Cross-references count every declared name, also of an entry with its own problem.
-        names = {
-            "environment": sorted({e.get("id") for e in raw_envs if isinstance(e, dict) and isinstance(e.get("id"), str)}),
+        names: dict[str, list] = {
+            "environment": sorted({e["id"] for e in raw_envs if isinstance(e, dict) and isinstance(e.get("id"), str)}),
             "fixture": sorted({f.get("name") if isinstance(f, dict) else f for f in raw_fixtures} - {None}, key=str),
             "format": KNOWN_FORMATS,
         }
@@ -347,19 +353,24 @@ class _Checker:
             elif isinstance(spec, str):
                 normalized = normalize_specifier(spec)
                 if normalized is None:
-                    self.add(where, f"{spec!r} is not a pip version specifier; use e.g. \"==1.26.4\", \"<2\" or a bare version")
+                    self.add(where, f"{spec!r} is not a pip version specifier; "
+                                    "use e.g. \"==1.26.4\", \"<2\" or a bare version")
                 else:
                     out[canonical] = normalized
         return out
 
     def expand(self, i: int, raw: dict) -> list[dict]:
         """A version-range entry -> one entry per minor (latest patch), resolved on the index."""
-        tf, keras = raw.get("tensorflow"), raw.get("keras")
+        # As read from YAML: any type; only strings are ranges.
+        tf: Any = raw.get("tensorflow")
+        keras: Any = raw.get("keras")
         tf_range, keras_range = _is_range(tf), _is_range(keras)
         if not (tf_range or keras_range):
             return [raw]
         at = ["environments", i]
-        env_id = raw.get("id") if isinstance(raw.get("id"), str) else ""
+        env_id = raw.get("id")
+        if not isinstance(env_id, str):
+            env_id = ""
         ok = True
         for is_range, key, value in ((tf_range, "tensorflow", tf), (keras_range, "keras", keras)):
             if not is_range or value == LATEST:
@@ -367,7 +378,8 @@ class _Checker:
             try:
                 SpecifierSet(value)
             except InvalidSpecifier:
-                self.add(at + [key], f"{value!r} is neither a version nor a range; use 2.15.1, a range such as \">=2.12\", or latest")
+                self.add(at + [key], f"{value!r} is neither a version nor a range; "
+                                     "use 2.15.1, a range such as \">=2.12\", or latest")
                 ok = False
             if "{%s}" % key not in env_id:
                 self.add(at + ["id"], f"a {key} range needs {{{key}}} in the id, e.g. \"tf{{tensorflow}}\"")
@@ -405,7 +417,8 @@ class _Checker:
             env_id = raw.get("id")
             if isinstance(env_id, str):
                 if env_id in first_index:
-                    self.add(["environments", i, "id"], f"{env_id!r} is already used by environments[{first_index[env_id]}]; ids must be unique")
+                    self.add(["environments", i, "id"],
+                             f"{env_id!r} is already used by environments[{first_index[env_id]}]; ids must be unique")
                     continue
                 first_index[env_id] = i
                 bad = [f for f in env_id.split("-") if _TOX_PY_FACTOR.fullmatch(f)]
@@ -420,10 +433,12 @@ class _Checker:
             if env is not None:
                 envs.append(env)
         if len(lacking_python) == 1:
-            self.add(["environments", lacking_python[0], "python"], "missing; set it here or in defaults.python, e.g. \"3.11\"")
+            self.add(["environments", lacking_python[0], "python"],
+                     "missing; set it here or in defaults.python, e.g. \"3.11\"")
         elif lacking_python:
             which = ", ".join(f"[{i}]" for i in lacking_python)
-            self.add(["defaults", "python"], f"missing, and environments {which} set no python; set it here, e.g. \"3.11\"")
+            self.add(["defaults", "python"],
+                     f"missing, and environments {which} set no python; set it here, e.g. \"3.11\"")
         return envs
 
     def environment(self, i: int, raw: dict, defaults: dict, default_pins: dict) -> dict | None:
@@ -446,9 +461,11 @@ class _Checker:
         if python == "auto" and tf is not None:
             python = python_for(str(tf))
             if python is None:
-                self.add(at + ["python"], f"auto: harness/recipes.yaml has no python row for tensorflow {tf}; set python")
+                self.add(at + ["python"],
+                         f"auto: harness/recipes.yaml has no python row for tensorflow {tf}; set python")
                 return None
-        if not ok or tf is None or not isinstance(raw.get("id"), str) or not isinstance(keras, str) or not isinstance(python, str):
+        if (not ok or tf is None or not isinstance(raw.get("id"), str) or not isinstance(keras, str)
+                or not isinstance(python, str)):
             return None
         recipe_pins, recipes = pins_for(str(tf), python, keras)
         pins = {**recipe_pins, **default_pins, **self.pins(raw.get("pins"), at + ["pins"])}
@@ -460,28 +477,33 @@ class _Checker:
             "tf_keras": tf_keras if keras == "tf-keras" else None,
             "pins": {name: spec for name, spec in sorted(pins.items()) if spec is not None},
             "recipes": tuple(recipes),
-            "set_env": {k: str(v) for k, v in {**_as_dict(defaults.get("set_env")), **_as_dict(raw.get("set_env"))}.items()},
+            "set_env": {k: str(v)
+                        for k, v in {**_as_dict(defaults.get("set_env")), **_as_dict(raw.get("set_env"))}.items()},
             "backend": {**_as_dict(defaults.get("backend")), **_as_dict(raw.get("backend"))},
         }
 
     def keras3(self, keras: str, keras_at: list, tf: Version | None) -> bool:
         if not keras[:1].isdigit():
-            self.add(keras_at, f"{keras!r} is not allowed; use bundled, tf-keras, latest or an exact Keras 3 version such as 3.3.3")
+            self.add(keras_at, f"{keras!r} is not allowed; "
+                               "use bundled, tf-keras, latest or an exact Keras 3 version such as 3.3.3")
             return False
         version = self.exact_version(keras, keras_at, "3.3.3")
         if version is None:
             return False
         if version.major != 3:
-            self.add(keras_at, f"{keras!r} is not Keras 3; for Keras 2 use bundled (TF < 2.16) or tf-keras (TF >= 2.16)")
+            self.add(keras_at,
+                     f"{keras!r} is not Keras 3; for Keras 2 use bundled (TF < 2.16) or tf-keras (TF >= 2.16)")
             return False
         if tf is not None and tf < FIRST_KERAS3_TF:
-            self.add(keras_at, f"Keras 3 needs tensorflow >= 2.16 (this env has {tf}); use bundled, or a newer tensorflow")
+            self.add(keras_at,
+                     f"Keras 3 needs tensorflow >= 2.16 (this env has {tf}); use bundled, or a newer tensorflow")
             return False
         return True
 
     def tf_keras(self, tf_keras: Any, at: list, keras_at: list, tf: Version | None) -> bool:
         if tf is not None and tf < FIRST_KERAS3_TF:
-            self.add(keras_at, f"tf-keras needs tensorflow >= 2.16 (this env has {tf}); use keras: bundled for older TF")
+            self.add(keras_at,
+                     f"tf-keras needs tensorflow >= 2.16 (this env has {tf}); use keras: bundled for older TF")
             return False
         if tf_keras is None:
             self.add(at + ["tf_keras"], "missing; keras: tf-keras needs an exact tf_keras version such as 2.16.0")
@@ -491,7 +513,8 @@ class _Checker:
             return False
         # Each tf-keras release requires the TensorFlow of the same major.minor.
         if tf is not None and version.release[:2] != tf.release[:2]:
-            self.add(at + ["tf_keras"], f"tf-keras {version} does not match tensorflow {tf}; use a {tf.major}.{tf.minor}.x release")
+            self.add(at + ["tf_keras"],
+                     f"tf-keras {version} does not match tensorflow {tf}; use a {tf.major}.{tf.minor}.x release")
             return False
         return True
 
@@ -525,14 +548,16 @@ class _Checker:
                 self.add(at + ["path"], f"{given!r} is not a .py file; name the fixture module's file")
                 return None
             if self.check_fixture_files and not os.path.isfile(path):
-                self.add(at + ["path"], f"{given!r} does not exist (a relative path starts at the matrix file's folder)")
+                self.add(at + ["path"],
+                         f"{given!r} does not exist (a relative path starts at the matrix file's folder)")
                 return None
             return path
         path = os.path.join(self.base_dir, "fixtures", f"{name}.py")
         if not os.path.isfile(path) and os.path.isfile(os.path.join(BUILTIN_FIXTURES, f"{name}.py")):
             path = os.path.join(BUILTIN_FIXTURES, f"{name}.py")
         if self.check_fixture_files and not os.path.isfile(path):
-            known = ", ".join(sorted(set(_known_fixtures(self.base_dir)) | set(_known_fixtures(os.path.dirname(BUILTIN_FIXTURES))))) or "none"
+            found = set(_known_fixtures(self.base_dir)) | set(_known_fixtures(os.path.dirname(BUILTIN_FIXTURES)))
+            known = ", ".join(sorted(found)) or "none"
             self.add(at, f"unknown fixture {name!r}: no fixtures/{name}.py; known: {known} (or give a path:)")
             return None
         return path
@@ -565,7 +590,8 @@ class _Checker:
                     if isinstance(one, str) and one != WILDCARD and one not in names[kind]:
                         allowed = ", ".join(names[kind])
                         where = at + [key] + ([j] if isinstance(value, list) else [])
-                        self.add(where, f"unknown {kind} {one!r}{_suggest(one, names[kind])}; use \"*\", one of: {allowed}, or a list of them")
+                        self.add(where, f"unknown {kind} {one!r}{_suggest(one, names[kind])}; "
+                                        f"use \"*\", one of: {allowed}, or a list of them")
                         ok = False
             rule = dict(raw)
             if section == "expectations":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 
 import yaml
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -48,13 +48,13 @@ class Rule:
         return True
 
 
-@lru_cache(maxsize=None)
+@cache
 def _table(path: str) -> dict:
     with open(path, encoding="utf-8") as fh:
         return yaml.safe_load(fh) or {}
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_rules(path: str = RECIPES_PATH) -> tuple[Rule, ...]:
     """The rules table; a malformed rule is a ConfigError naming the file and the key."""
     problems, rules = [], []
@@ -100,7 +100,7 @@ def pins_for(tensorflow: str, python: str, keras: str, rules: tuple[Rule, ...] |
     return pins, applied
 
 
-@lru_cache(maxsize=None)
+@cache
 def _pythons(path: str = RECIPES_PATH) -> tuple[tuple[SpecifierSet, str], ...]:
     return tuple((SpecifierSet(str(row["tensorflow"])), str(row["python"]))
                  for row in _table(path).get("pythons") or [])

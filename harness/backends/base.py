@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 from abc import ABC, abstractmethod
-from functools import lru_cache
+from functools import cache
 
 from ..matrix import EnvSpec
 
@@ -63,7 +63,7 @@ class Backend(ABC):
             json.dump(state, fh, indent=1, sort_keys=True)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _unshare_net() -> tuple[str, ...]:
     # A fresh network namespace has no interfaces: checks cannot reach anything.
     tool = shutil.which("unshare")
