@@ -68,8 +68,9 @@ def _interrupt(signum, frame) -> None:
 
 
 def _dispatch(args) -> int:
-    from .matrix import load_matrix
     from . import runner as rn
+    from . import store
+    from .matrix import load_matrix
 
     root = os.path.dirname(os.path.abspath(args.matrix))
     if args.profile:
@@ -81,18 +82,19 @@ def _dispatch(args) -> int:
         return _plan(matrix, rn.select(matrix, _split(args.only), _split(args.fixtures), _split(args.formats)),
                      args.json, root)
     if args.command == "report":
-        run_dir = rn.latest_run_dir(state_dir) if args.run == "latest" else os.path.join(state_dir, "runs", args.run)
+        run_dir = store.latest_run_dir(state_dir) if args.run == "latest" else os.path.join(state_dir, "runs", args.run)
         with open(os.path.join(run_dir, "run.json")) as fh:
             meta = json.load(fh)
         if not os.path.exists(os.path.join(run_dir, "results.jsonl")):
             raise TfcompatError("%s has no results yet; finish it with `tfcompat run --resume %s`"
                                 % (run_dir, os.path.basename(run_dir)))
-        index, expectations = rn.publish(run_dir, reports, meta, matrix)
-        _say_expectations(expectations)
+        index, meta = rn.publish(run_dir, reports, meta, matrix)
+        _say_expectations(meta["expectations"])
         print(index)
-        return 0
+        return _say_defects(meta)
     if args.resume:
-        run_dir = rn.latest_run_dir(state_dir) if args.resume == "latest" else os.path.join(state_dir, "runs", args.resume)
+        run_dir = (store.latest_run_dir(state_dir) if args.resume == "latest"
+                   else os.path.join(state_dir, "runs", args.resume))
         with open(os.path.join(run_dir, "run.json")) as fh:
             stored_meta = json.load(fh)
         if stored_meta.get("worker_version") != rn.WORKER_VERSION:
@@ -100,25 +102,36 @@ def _dispatch(args) -> int:
             raise TfcompatError("%s was made by worker %s and this is %s: start a new run (without --resume)"
                                 % (os.path.basename(run_dir), stored_meta.get("worker_version"), rn.WORKER_VERSION))
         stored = stored_meta["selection"]
-        sel = rn.Selection(tuple(stored["envs"]), tuple(stored["fixtures"]), tuple(stored["formats"]))
+        sel = store.Selection(tuple(stored["envs"]), tuple(stored["fixtures"]), tuple(stored["formats"]))
         print("tfcompat: resuming %s" % os.path.basename(run_dir))
     else:
         sel = rn.select(matrix, _split(args.only), _split(args.fixtures), _split(args.formats))
-        _, run_dir = rn.new_run_dir(state_dir)
+        _, run_dir = store.new_run_dir(state_dir)
     runner = rn.Runner(matrix, sel, run_dir, backend=args.backend, jobs=args.jobs, timeout=args.timeout)
     print("tfcompat: run %s: %d env(s), %d fixture(s), %d format(s) -> %d checks" % (
         runner.run_id, len(sel.envs), len(sel.fixtures), len(sel.formats),
         len(sel.envs) ** 2 * len(sel.fixtures) * len(sel.formats)))
     meta = runner.run()
-    index, expectations = rn.publish(run_dir, reports, meta, matrix)
+    index, meta = rn.publish(run_dir, reports, meta, matrix)
     counts = ", ".join("%s %d" % kv for kv in sorted(meta["outcome_counts"].items()))
     print("tfcompat: %d records (%s) in %.0fs" % (meta["checks"], counts, meta["duration_s"]))
     print("tfcompat: TF imports per env: " + ", ".join(
         "%s %s" % (e, "/".join(str(v) for v in c.values())) for e, c in meta["tf_imports"].items())
         + " (save/no-remedy/remedies)")
-    _say_expectations(expectations)
+    _say_expectations(meta["expectations"])
     print("tfcompat: report: %s" % index)
-    return 0
+    return _say_defects(meta)
+
+
+def _say_defects(meta: dict) -> int:
+    """Cells the harness cannot stand behind (a failed honesty check or precondition) fail the run."""
+    defects = meta.get("harness_defects") or []
+    for d in defects[:20]:
+        print("tfcompat: error: harness defect in %s -> %s %s/%s: %s" % (
+            d["producer"], d["consumer"] or "*", d["fixture"], d["format"], d["defect"]), file=sys.stderr)
+    if len(defects) > 20:
+        print("tfcompat: error: ... and %d more (run.json: harness_defects)" % (len(defects) - 20), file=sys.stderr)
+    return 1 if defects else 0
 
 
 def _say_expectations(summary: dict) -> None:

@@ -56,38 +56,58 @@ class WorkerOutcome:
     import_s: float = 0.0
 
 
-def read_journal(path: str) -> tuple[dict, dict, dict | None, int]:
-    """(done results, orchestrator-recorded failures, last ready event, ready count) from a journal."""
-    done, failed, ready, readies = {}, {}, None, 0
+@dataclass
+class Journal:
+    """What a journal holds: results, recorded failures, and the attempts of unfinished items."""
+
+    done: dict = field(default_factory=dict)  # key -> worker result
+    failed: dict = field(default_factory=dict)  # key -> orchestrator-recorded failure event
+    ready: dict | None = None  # the last `ready` event
+    readies: int = 0  # `ready` events: one per TF import
+    attempts: dict = field(default_factory=dict)  # key -> attempts journaled since its last start
+    rung: dict = field(default_factory=dict)  # key -> the ladder rung last started (None: no remedy)
+
+
+def read_journal(path: str) -> Journal:
+    """Everything a journal says, later events winning."""
+    j = Journal()
     for event in results.read(path):
         kind = event.get("event")
         if kind == "done":
-            done[event["key"]] = dict(event["result"], duration_s=event.get("duration_s"))
+            j.done[event["key"]] = dict(event["result"], duration_s=event.get("duration_s"))
         elif kind == "failed":
-            failed[event["key"]] = event
+            j.failed[event["key"]] = event
         elif kind == "ready":
-            ready, readies = event, readies + 1
-    return done, failed, ready, readies
+            j.ready, j.readies = event, j.readies + 1
+        elif kind == "start":
+            j.attempts[event["key"]] = []
+            j.rung.pop(event["key"], None)
+        elif kind == "attempt":
+            if event.get("result") is None:
+                j.rung[event["key"]] = event.get("remedy")
+            else:
+                j.attempts.setdefault(event["key"], []).append(event["result"])
+    return j
 
 
 def run(request: WorkerRequest) -> WorkerOutcome:
     """Run every item of the request to a result or a recorded failure (resuming from the journal)."""
     out = WorkerOutcome()
-    done, failed, ready, _ = read_journal(request.journal)
-    out.done.update({k: v for k, v in done.items()})
-    out.failed.update(failed)
-    out.ready = ready
-    pending = [it for it in request.items if it["key"] not in done and it["key"] not in failed]
+    journal = read_journal(request.journal)
+    out.done.update(journal.done)
+    out.failed.update(journal.failed)
+    out.ready = journal.ready
+    pending = [it for it in request.items if it["key"] not in out.done and it["key"] not in out.failed]
     tries: dict[str, int] = {}
     while pending:
         alone = [it for it in pending if tries.get(it["key"], 0) > 0][:1]
         batch = alone or pending
         status, in_flight, detail = _spawn(request, batch, out)
-        done, _, ready, _ = read_journal(request.journal)
-        out.ready = ready or out.ready
+        journal = read_journal(request.journal)
+        out.ready = journal.ready or out.ready
         for it in batch:
-            if it["key"] in done:
-                out.done[it["key"]] = done[it["key"]]
+            if it["key"] in journal.done:
+                out.done[it["key"]] = journal.done[it["key"]]
         pending = [it for it in pending if it["key"] not in out.done]
         if status == "ok":
             continue

@@ -1,127 +1,132 @@
-"""Assemble one results record per (producer, consumer, fixture, format) from the run's journals."""
+"""One results record per (producer, consumer, fixture, format), assembled from a run store.
+
+`assemble` is a pure function of what the store holds (journals, artifact metas, env errors), the
+matrix and the selection: the same store always gives the same records.
+"""
 
 from __future__ import annotations
 
 import datetime
+import os
 
-from . import process
+from .matrix import Matrix
 from .results import SCHEMA_VERSION, severity
+from .store import RunStore, Selection, check_key
 from .verdict import combine, hint_for
+from .worker import WORKER_VERSION
 from .worker.formats import FORMATS
 
+FIELDS = {"schema": None, "tolerances": None, "run_id": None, "worker_version": None, "producer": None,
+          "consumer": None, "fixture": None, "format": None, "same_env": False, "outcome": None,
+          "remedy": None, "remedy_cost": None, "attempts": [], "lost": [], "max_abs_diff": None,
+          "max_rel_diff": None, "error_type": None, "message": None, "traceback": None,
+          "warnings": {"save": [], "load": []}, "hint": None, "versions": {}, "duration_s": 0.0,
+          "checks": {}, "control_failed": False, "expectation": None, "tf_imports": {}, "promises": [],
+          "reason": None, "source": None, "save_error_kind": None, "harness_defect": None}
 
-def assemble(runner) -> list[dict]:
-    """Records for the whole selection of a runner, in a stable order."""
-    sel = runner.sel
-    versions = _versions(runner)
-    imports = runner.tf_imports()
-    saves = {(p, fx, fmt): meta for p, fx, fmt, meta in runner.saved_artifacts()}
-    checks = {}
-    for consumer in sel.envs:
-        for phase in ("check-plain", "check-remedies"):
-            done, failed, _, _ = process.read_journal(runner.journal(consumer, phase))
-            for key, res in done.items():
-                checks.setdefault(key, {})[phase] = res
-            for key, ev in failed.items():
-                checks.setdefault(key, {})[phase + "-failed"] = ev
+PHASES = ("check-plain", "check-remedies")
+
+
+def assemble(store: RunStore, matrix: Matrix, sel: Selection) -> list[dict]:
+    """Records for the whole selection, in a stable order."""
+    versions = store.versions(sel.envs)
+    imports = store.tf_imports(sel.envs)
+    env_errors = store.env_errors()
+    metas, lost = store.saves(sel)
+    journals = {(env, phase): store.read(env, phase) for env in sel.envs for phase in PHASES}
     out = []
     for producer in sel.envs:
         for fx in sel.fixtures:
+            spec = matrix.fixture(fx)
             for fmt in sel.formats:
-                meta = saves.get((producer, fx, fmt))
-                spec = runner.matrix.fixture(fx)
-                base = {"schema": SCHEMA_VERSION, "run_id": runner.run_id,
-                        "worker_version": _worker_version(), "producer": producer, "fixture": fx,
-                        "format": fmt, "tolerance": {"atol": spec.atol, "rtol": spec.rtol}}
-                if meta is not None and meta.get("status") == "save-error":
-                    out.append(_save_error(base, meta, versions, imports))
+                base = {"schema": SCHEMA_VERSION, "run_id": store.run_id, "worker_version": WORKER_VERSION,
+                        "producer": producer, "fixture": fx, "format": fmt, "tolerances": spec.tolerances()}
+                meta = metas.get((producer, fx, fmt))
+                if (producer, fx, fmt) in lost or (meta is not None and meta.get("status") == "save-error"):
+                    out.append(_save_error(base, meta, lost.get((producer, fx, fmt)), versions))
                     continue
                 for consumer in sel.envs:
                     rec = dict(base, consumer=consumer, same_env=producer == consumer,
                                versions={"producer": versions.get(producer), "consumer": versions.get(consumer)},
                                tf_imports={"consumer": imports.get(consumer)})
-                    rec.update(_cell(runner, producer, consumer, fx, fmt, meta, checks))
+                    rec.update(_cell(matrix, env_errors, journals, producer, consumer, fx, fmt, meta))
                     out.append(_complete(rec))
     _mark_control(out)
-    annotate_expectations(out, runner.matrix)
+    annotate_expectations(out, matrix)
     return out
 
 
-def _worker_version() -> str:
-    from .runner import WORKER_VERSION
-
-    return WORKER_VERSION
-
-
-def _versions(runner) -> dict:
-    out = {}
-    for env in runner.sel.envs:
-        for phase in ("save", "check-plain", "check-remedies"):
-            ready = process.read_journal(runner.journal(env, phase))[2]
-            if ready and ready.get("versions"):
-                out[env] = ready["versions"]
-                break
-    return out
-
-
-def _cell(runner, producer, consumer, fx, fmt, meta, checks) -> dict:
-    errors = runner.state.env_errors
+def _cell(matrix: Matrix, env_errors: dict, journals: dict, producer: str, consumer: str, fx: str,
+          fmt: str, meta: dict | None) -> dict:
     for side in (producer, consumer):
-        if side in errors:
-            return {"outcome": "env-error", "message": errors[side], "error_type": "EnvError",
+        if side in env_errors:
+            return {"outcome": "env-error", "message": env_errors[side], "error_type": "EnvError",
                     "hint": "see the env's creation log under the run dir's logs/"}
-    excluded = runner.matrix.exclusion_for(producer, consumer, fx, fmt)
+    excluded = matrix.exclusion_for(producer, consumer, fx, fmt)
     if excluded:
-        return {"outcome": "not-applicable", "message": "excluded in matrix.yaml: %s" % excluded.get("reason")}
+        where = "%s: exclusions[%d]" % (os.path.basename(matrix.path), matrix.exclusions.index(excluded))
+        return {"outcome": "not-applicable", "reason": excluded.get("reason") or "excluded", "source": where,
+                "message": "excluded in %s: %s" % (where, excluded.get("reason"))}
     if meta is None:
-        return {"outcome": "crash", "message": "the save phase lost this artifact (worker died while saving)"}
+        return {"outcome": "harness-error", "message": "the save phase recorded nothing for this artifact",
+                "harness_defect": "no save result and no recorded failure for %s/%s/%s" % (producer, fx, fmt)}
+    save_warnings = list(meta.get("warnings") or [])
     if meta.get("status") == "not-applicable":
-        return {"outcome": "not-applicable", "message": "%s (%s)" % (meta.get("reason"), meta.get("source")),
-                "warnings": []}
-    key = runner.check_key(producer, consumer, fx, fmt)
-    got = checks.get(key, {})
-    attempts, warnings, duration = [], list(meta.get("warnings") or []), 0.0
-    for phase in ("check-plain", "check-remedies"):
-        res = got.get(phase)
-        if res:
-            attempts += res.get("attempts", [])
-            duration += float(res.get("duration_s") or 0.0)
+        return {"outcome": "not-applicable", "reason": meta.get("reason"), "source": meta.get("source"),
+                "message": "%s (%s)" % (meta.get("reason"), meta.get("source")),
+                "warnings": {"save": save_warnings, "load": []}}
+    key = check_key(producer, consumer, fx, fmt)
+    attempts: list[dict] = []
+    duration = 0.0
+    for phase in PHASES:
+        j = journals[(consumer, phase)]
+        if key in j.done:
+            attempts += j.done[key].get("attempts", [])
+            duration += float(j.done[key].get("duration_s") or 0.0)
+        elif key in j.failed:
+            # The crash or hang is one more attempt, after those the worker journaled before it.
+            failed = j.failed[key]
+            attempts += j.attempts.get(key, [])
+            attempts.append({"remedy": j.rung.get(key), "loader": None, "outcome": failed["outcome"],
+                             "error_type": failed.get("error_type"), "message": failed.get("message"),
+                             "traceback": failed.get("traceback"), "lost": [], "checks": {}, "warnings": [],
+                             "phase": phase})
+    load_warnings: list[str] = []
     for a in attempts:
         a["ok"] = a.get("outcome") == "pass"
-        warnings += [w for w in a.get("warnings", []) if w not in warnings]
-    failed = got.get("check-plain-failed") or got.get("check-remedies-failed")
-    if failed:
-        return {"outcome": failed["outcome"], "attempts": attempts, "error_type": failed.get("error_type"),
-                "message": failed.get("message"), "traceback": failed.get("traceback"),
-                "hint": "the loader killed or hung the process; retried once in a fresh process",
-                "warnings": warnings[:30], "duration_s": duration}
-    if not attempts:
-        return {"outcome": "crash", "message": "no check result was recorded", "warnings": warnings}
-    verdict = combine(attempts)
-    honest = all(a.get("fixtures_absent", True) for a in attempts if a.get("remedy") is None)
-    if not honest:
-        verdict["message"] = "fixture code was importable during the no-remedy attempt; result not trusted"
-        verdict["outcome"] = "crash"
-    verdict.update(attempts=attempts, warnings=warnings[:30], duration_s=round(duration, 3))
+        load_warnings += [w for w in a.get("warnings") or [] if w not in load_warnings]
+    dishonest = [a for a in attempts if a.get("remedy") is None and a.get("fixtures_absent") is False]
+    if dishonest:
+        verdict = {"outcome": "harness-error", "remedy": None,
+                   "message": "fixture code was importable during the no-remedy attempt; result not trusted",
+                   "harness_defect": "honesty check failed: fixture code was loaded, registered or importable "
+                                     "in the no-remedy process"}
+    else:
+        verdict = combine(attempts)
+        if any(a["outcome"] in ("crash", "timeout") for a in attempts) and verdict["outcome"] not in (
+                "crash", "timeout"):
+            verdict["hint"] = " ".join(x for x in (verdict.get("hint"), "(one attempt killed or hung the "
+                                                   "process; it was retried once in a fresh process)") if x)
+    verdict.update(attempts=attempts, warnings={"save": save_warnings, "load": load_warnings},
+                   duration_s=round(duration, 3))
     return verdict
 
 
-def _save_error(base: dict, meta: dict, versions: dict, imports: dict) -> dict:
-    rec = dict(base, consumer=None, same_env=False, outcome="save-error",
-               error_type=meta.get("error_type"), message=meta.get("message"),
-               traceback=meta.get("traceback"), warnings=meta.get("warnings") or [],
-               hint=hint_for(meta.get("message") or ""),
-               versions={"producer": versions.get(base["producer"]), "consumer": None},
+def _save_error(base: dict, meta: dict | None, lost: dict | None, versions: dict) -> dict:
+    """One record per artifact the producer could not save: an exception, or a worker that died
+    (crash) or hung (timeout) while saving it."""
+    src = lost if lost is not None else meta or {}
+    kind = lost["outcome"] if lost is not None else "exception"
+    message = src.get("message") or ""
+    if lost is not None:
+        message = "the save worker %s while saving this artifact: %s" % (
+            "hung" if kind == "timeout" else "died", message)
+    rec = dict(base, consumer=None, same_env=False, outcome="save-error", save_error_kind=kind,
+               error_type=src.get("error_type"), message=message, traceback=src.get("traceback"),
+               warnings={"save": list((meta or {}).get("warnings") or []), "load": []},
+               hint=hint_for(message), versions={"producer": versions.get(base["producer"]), "consumer": None},
                tf_imports={}, expectation=None)
     return _complete(rec)
-
-
-FIELDS = {"schema": None, "tolerance": None, "run_id": None, "worker_version": None, "producer": None, "consumer": None,
-          "fixture": None, "format": None, "same_env": False, "outcome": None, "remedy": None,
-          "attempts": [], "lost": [], "max_abs_diff": None, "max_rel_diff": None, "error_type": None,
-          "message": None, "traceback": None, "warnings": [], "hint": None, "versions": {},
-          "duration_s": 0.0, "checks": {}, "control_failed": False, "expectation": None,
-          "tf_imports": {}, "promises": []}
 
 
 def _complete(rec: dict) -> dict:
@@ -131,16 +136,22 @@ def _complete(rec: dict) -> dict:
 
 
 def _mark_control(records: list[dict]) -> None:
-    """Where `control` fails in a cell, other fixtures' failures there belong to the format/env pair."""
-    bad = {(r["producer"], r["consumer"], r["format"]) for r in records
-           if r["fixture"] == "control" and severity(r["outcome"]) >= severity("degraded")}
+    """Where `control` fails in a cell at least as badly, the other fixture's failure there belongs
+    to the format/env pair, not to its feature. Where control could not be saved, neither could
+    the pair be judged: the other fixtures' save errors are marked."""
+    control = {(r["producer"], r["consumer"], r["format"]): r["outcome"] for r in records
+               if r["fixture"] == "control"}
     bad_saves = {(r["producer"], r["format"]) for r in records
                  if r["fixture"] == "control" and r["outcome"] == "save-error"}
     for r in records:
         if r["fixture"] == "control":
             continue
-        if (r["producer"], r["consumer"], r["format"]) in bad or (r["producer"], r["format"]) in bad_saves:
-            r["control_failed"] = severity(r["outcome"]) >= severity("degraded") or r["outcome"] == "save-error"
+        if r["outcome"] == "save-error":
+            r["control_failed"] = (r["producer"], r["format"]) in bad_saves
+            continue
+        mine = severity(r["outcome"])
+        theirs = severity(control.get((r["producer"], r["consumer"], r["format"]), ""))
+        r["control_failed"] = mine >= severity("degraded") and theirs >= mine
 
 
 def annotate_expectations(records: list[dict], matrix) -> None:
@@ -173,3 +184,10 @@ def expectation_summary(records: list[dict]) -> dict:
              for r in covered if not r["expectation"]["met"]]
     return {"cells": len(covered), "met": len(covered) - len(unmet), "unmet": unmet,
             "expired": sum(1 for r in covered if r["expectation"]["expired"])}
+
+
+def harness_defects(records: list[dict]) -> list[dict]:
+    """The cells whose result the harness cannot stand behind: the run fails on any of them."""
+    return [{"producer": r["producer"], "consumer": r["consumer"], "fixture": r["fixture"],
+             "format": r["format"], "defect": r.get("harness_defect") or r.get("message")}
+            for r in records if r["outcome"] == "harness-error"]

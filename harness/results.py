@@ -6,12 +6,13 @@ import json
 import os
 from typing import Iterable, Iterator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Verdicts, least to most severe. `wrong-output` is worst: it loads and silently differs.
 VERDICTS = ["pass", "pass-with-remedy", "degraded", "load-error", "crash", "timeout", "wrong-output"]
-# Not verdicts: they count neither in pass rates nor as regressions.
-NON_VERDICTS = ["save-error", "not-applicable", "env-error"]
+# Not verdicts: they count neither in pass rates nor as regressions. `harness-error` is a defect
+# of the harness itself (a failed honesty check or precondition): the run fails loudly on it.
+NON_VERDICTS = ["save-error", "not-applicable", "env-error", "harness-error"]
 OUTCOMES = VERDICTS + NON_VERDICTS
 
 

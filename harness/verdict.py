@@ -1,13 +1,19 @@
-"""From attempts to a cell's verdict: the least invasive remedy that reaches the best outcome."""
+"""From attempts to a cell's verdict. The rules (docs/DESIGN.md, "Verdict rules"):
+
+1. An attempt whose own precondition failed (`harness-error`) makes the cell a harness defect:
+   not a verdict, and the run fails loudly.
+2. Silent corruption is never hidden: if any attempt loaded without error and predicted
+   differently, the cell is `wrong-output`, with the first such rung. A user stops at the first
+   rung that loads; no later rung can undo what they got.
+3. Otherwise the best outcome any attempt reached, with the least invasive rung reaching it
+   (attempts are in ladder order): pass < degraded (fewer properties lost is better) <
+   load-error < crash < timeout. A crash or hang is one more attempt, never a replacement.
+   A pass through a rung is `pass-with-remedy`.
+"""
 
 from __future__ import annotations
 
-from .results import severity
-
-# Least invasive first; None is the canonical loader with no help.
-REMEDY_ORDER = [None, "custom_objects", "reload_weights", "compile_false", "safe_mode_false",
-                "safe_mode_false_compile_false", "legacy_keras",
-                "tfsm_layer", "tf_saved_model_load"]
+from .worker.remedies import BY_NAME, parts
 
 HINTS = [
     ("Unknown layer", "pass custom_objects={...} to load_model, or register the class with "
@@ -21,10 +27,21 @@ HINTS = [
      "tf_keras (pip install tf-keras) and re-save as .keras"),
     ("Only instances of `keras.Layer`", "tensorflow_hub.KerasLayer is a Keras 2 (tf-keras) layer: use "
      "tf-keras with TF_USE_LEGACY_KERAS=1, or wrap the module with keras.layers.TFSMLayer"),
+    ("Can only generate a valid config for `hub.KerasLayer", "a hub.KerasLayer made from a loaded "
+     "module object has no config: build it from the handle (a path or URL string), or save the "
+     "weights only (save_weights) or the whole graph with tf.saved_model.save"),
     ("must be an instance of class Layer", "a layer class could not be resolved: pass custom_objects"),
     ("Lambda", "loading Python lambdas needs safe_mode=False (only for files you trust)"),
     ("safe_mode", "loading Python lambdas needs safe_mode=False (only for files you trust)"),
     ("bad marshal data", "Lambda bytecode is tied to the Python version: rebuild the Lambda in code"),
+    ("restore did nothing", "the weights file was read without error but restored nothing into this "
+     "model: check that the model is built with the same variables (names and structure) before "
+     "load_weights, and call status.assert_consumed() on a checkpoint restore"),
+    ("restore was partial", "some variables were not restored: compare model.weights with the "
+     "saved ones; a checkpoint restore's status.assert_existing_objects_matched() names them"),
+    ("state the format does not hold", "the model keeps state outside its tracked variables "
+     "(a tf.Variable Keras does not track): create it with add_weight, or assign it to a tracked "
+     "attribute, so formats save it"),
     ("optimizer_state", "the optimizer state was not restored: for a Keras 2 SavedModel call "
      "model.load_weights(path) after load_model (keras-team/keras#16983); otherwise resuming training "
      "starts a fresh optimizer"),
@@ -32,22 +49,13 @@ HINTS = [
      "they are rebuilt as themselves"),
 ]
 
+# How bad an attempt is, for choosing the best one (wrong-output is rule 2, not ranked here).
+_RANK = {"pass": 0, "degraded": 1, "load-error": 3, "crash": 4, "timeout": 5}
 
-REMEDY_HINTS = {
-    "custom_objects": "load with custom_objects={...} naming the custom classes (or register them "
-                      "with @keras.saving.register_keras_serializable before loading)",
-    "reload_weights": "call model.load_weights(path) after load_model to restore the optimizer state "
-                      "(keras-team/keras#16983)",
-    "compile_false": "load with compile=False and compile the model again",
-    "safe_mode_false": "load with safe_mode=False (only for files you trust)",
-    "safe_mode_false_compile_false": "load with safe_mode=False and compile=False (only for files you "
-                                     "trust), then compile the model again",
-    "legacy_keras": "load it with tf_keras (pip install tf-keras), the legacy Keras 2, then re-save "
-                    "in the .keras format",
-    "tfsm_layer": "wrap it with keras.layers.TFSMLayer(path, call_endpoint='serving_default') "
-                  "(inference only)",
-    "tf_saved_model_load": "tf.saved_model.load(path).signatures['serving_default'] (inference only)",
-}
+
+def passed(result: dict | None) -> bool:
+    """Whether a worker result for one artifact has an attempt that passed (the ladder stops there)."""
+    return any(a.get("outcome") == "pass" for a in (result or {}).get("attempts") or [])
 
 
 def hint_for(text: str) -> str | None:
@@ -57,39 +65,44 @@ def hint_for(text: str) -> str | None:
     return None
 
 
-def _rank(attempt: dict) -> tuple[int, int, int]:
-    order = REMEDY_ORDER.index(attempt["remedy"]) if attempt["remedy"] in REMEDY_ORDER else 99
-    # Among degraded loads, the one that keeps more of what the format promises is better.
-    return _attempt_severity(attempt["outcome"]), len(attempt.get("lost") or []), order
+def remedy_hint(rung: str | None) -> str | None:
+    """What to do, for every remedy of a rung."""
+    return "; and ".join(BY_NAME[p].hint for p in parts(rung)) or None
 
 
-def _attempt_severity(outcome: str) -> int:
-    # Among attempts, a wrong output is not "better" than a refusal to load; compare by harm.
-    return {"pass": 0, "degraded": 1, "wrong-output": 2, "load-error": 3}.get(outcome, 4)
+def remedy_cost(rung: str | None) -> str | None:
+    """What the remedies of a rung cost the user (None for no remedy)."""
+    return "; ".join(BY_NAME[p].cost for p in parts(rung)) or None
 
 
 def combine(attempts: list[dict]) -> dict:
-    """Verdict fields for a cell from all its attempts, in the order they were made.
-
-    A wrong output from the no-remedy load wins over anything a remedy reaches: a user who got a
-    model that loads has no reason to try a remedy, so the silent corruption is what they get.
-    """
+    """Verdict fields for a cell from all its attempts, in the order they were made."""
     if not attempts:
-        return {"outcome": "load-error", "remedy": None, "lost": [], "message": "no load attempt was made"}
-    plain = [a for a in attempts if a["remedy"] is None]
-    if plain and plain[0]["outcome"] == "wrong-output":
-        best = plain[0]
-    else:
-        best = min(attempts, key=_rank)
+        return {"outcome": "harness-error", "remedy": None, "lost": [],
+                "harness_defect": "no load attempt was recorded for this cell"}
+    defect = next((a for a in attempts if a["outcome"] == "harness-error"), None)
+    if defect is not None:
+        return _fields(defect, "harness-error", defect, attempts,
+                       harness_defect=defect.get("harness_defect") or defect.get("message"))
+    wrong = next((a for a in attempts if a["outcome"] == "wrong-output"), None)
+    if wrong is not None:
+        return _fields(wrong, "wrong-output", wrong, attempts)
+    best = min(enumerate(attempts), key=lambda ia: (_RANK.get(ia[1]["outcome"], 9),
+                                                     len(ia[1].get("lost") or []), ia[0]))[1]
     outcome = best["outcome"]
     if outcome == "pass" and best["remedy"] is not None:
         outcome = "pass-with-remedy"
     first_error = next((a for a in attempts if a["outcome"] != "pass"), None)
     shown = best if best["outcome"] != "pass" else (first_error or best)
+    return _fields(best, outcome, shown, attempts)
+
+
+def _fields(best: dict, outcome: str, shown: dict, attempts: list[dict], **extra) -> dict:
     text = " ".join([shown.get("message") or ""] + list(best.get("lost") or []))
-    return {
+    out = {
         "outcome": outcome,
         "remedy": best["remedy"],
+        "remedy_cost": remedy_cost(best["remedy"]) if outcome != "harness-error" else None,
         "lost": list(best.get("lost") or []),
         "max_abs_diff": best.get("max_abs_diff"),
         "max_rel_diff": best.get("max_rel_diff"),
@@ -99,14 +112,16 @@ def combine(attempts: list[dict]) -> dict:
         "checks": best.get("checks") or {},
         "hint": _hint(outcome, best["remedy"], text),
     }
+    out.update(extra)
+    return out
 
 
 def _hint(outcome: str, remedy: str | None, text: str) -> str | None:
     if outcome == "pass":
         return None
     found = hint_for(text)
-    if remedy in REMEDY_HINTS and outcome == "pass-with-remedy":
-        return REMEDY_HINTS[remedy]
-    if remedy in REMEDY_HINTS and found:
-        return "best reached with: %s. Still: %s" % (REMEDY_HINTS[remedy], found)
-    return found or REMEDY_HINTS.get(remedy)
+    if remedy and outcome == "pass-with-remedy":
+        return remedy_hint(remedy)
+    if remedy and found:
+        return "best reached with: %s. Still: %s" % (remedy_hint(remedy), found)
+    return found or remedy_hint(remedy)

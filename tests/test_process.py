@@ -84,7 +84,8 @@ def test_stop_kills_the_worker_at_once_and_keeps_what_finished(tmp_path):
         assert not thread.is_alive() and raised == [True]
     finally:
         process.STOP.clear()
-    done, failed, _, _ = process.read_journal(str(tmp_path / "j.jsonl"))
+    j = process.read_journal(str(tmp_path / "j.jsonl"))
+    done, failed = j.done, j.failed
     assert list(done) == ["a"] and failed == {}  # nothing recorded for the item in flight
     pid = [e["pid"] for e in process.results.read(str(tmp_path / "j.jsonl")) if e.get("event") == "ready"][0]
     with pytest.raises(ProcessLookupError):

@@ -1,4 +1,4 @@
-"""Check phase: load one artifact with each step of the remedy ladder and judge what came back."""
+"""Check phase: load one artifact with each rung of the remedy ladder and judge what came back."""
 
 from __future__ import absolute_import
 
@@ -8,11 +8,19 @@ import os
 from . import formats
 from .capture import Captured, describe
 from .context import fixtures_absent, load_fixture
-from .save import SEED, optimizer_state, predict
+from .remedies import parts
+from .save import SEED, class_paths, optimizer_state, predict, weights_digest
 
 
-def check_item(ctx, item, mode):
-    """Run the ladder for one artifact in this process's mode; returns {"attempts": [...], ...}."""
+class HarnessDefect(Exception):
+    """A precondition of the check itself failed: the harness, not the artifact, is at fault."""
+
+
+def check_item(ctx, item, mode, note=None):
+    """Run the ladder for one artifact in this process's mode; returns {"attempts": [...], ...}.
+
+    `note(remedy, attempt)` is called before (attempt None) and after each attempt, so a crash
+    mid-ladder keeps the attempts made and names the rung in flight."""
     art = item["artifact_dir"]
     with open(os.path.join(art, "meta.json")) as fh:
         meta = json.load(fh)
@@ -22,16 +30,23 @@ def check_item(ctx, item, mode):
     arrays = {name: np.load(os.path.join(art, name + ".npy"))
               for name in ("x_train", "y_train", "x_eval", "outputs", "resumed")}
     fixture = None
+    custom = False
     if mode == "remedies":
         fixture = load_fixture(item["fixture"], item["fixture_path"])
+        # custom_objects belongs to a rung only where the artifact names a custom class.
+        custom = bool(meta.get("classes")) and bool(fixture.custom_objects(ctx))
     result = {"attempts": [], "mode": mode}
-    for remedy, kind in formats.ladder(item["format"], ctx, mode):
+    for remedy, kind in formats.ladder(item["format"], ctx, mode, custom):
+        if note:
+            note(remedy, None)
         ctx.clear()
         absent_before = fixtures_absent() if mode == "plain" else None
         attempt = _attempt(ctx, item, meta, arrays, fixture, remedy, kind)
         if mode == "plain":
             attempt["fixtures_absent"] = bool(absent_before and fixtures_absent() and _unregistered(ctx))
         result["attempts"].append(attempt)
+        if note:
+            note(remedy, attempt)
         if attempt["outcome"] == "pass":
             break
     ctx.clear()
@@ -47,21 +62,23 @@ def _unregistered(ctx):
 
 
 def _attempt(ctx, item, meta, arrays, fixture, remedy, kind):
-    tol = {"atol": item.get("atol", 1e-5), "rtol": item.get("rtol", 1e-5)}
+    tols = item["tolerances"]
     record = {"remedy": remedy, "loader": kind, "outcome": None, "lost": [], "checks": {},
-              "tolerance": tol}
+              "tolerances": tols}
     path = os.path.join(item["artifact_dir"], meta["artifact"])
-    with Captured() as cap:
+    with Captured(native=True) as cap:
         use_ctx = ctx
         try:
-            if remedy == "legacy_keras":
+            if "legacy_keras" in parts(remedy):
                 use_ctx = ctx.with_legacy_keras()
-            obj = _load(use_ctx, meta, path, fixture, remedy, kind)
+            obj = _load(use_ctx, meta, path, fixture, remedy, kind, arrays, record)
+        except HarnessDefect as exc:
+            record.update(outcome="harness-error", harness_defect=str(exc), **describe(exc))
         except Exception as exc:
             record.update(outcome="load-error", **describe(exc))
         else:
             try:
-                _judge(use_ctx, meta, arrays, fixture, kind, obj, record, tol)
+                _judge(use_ctx, meta, arrays, fixture, kind, obj, record, tols, path)
             except Exception as exc:
                 record.update(outcome="load-error", **describe(exc))
                 record["message"] = "loaded, but using the model failed: " + record["message"]
@@ -69,30 +86,29 @@ def _attempt(ctx, item, meta, arrays, fixture, remedy, kind):
     return record
 
 
-def _load(ctx, meta, path, fixture, remedy, kind):
+def _load(ctx, meta, path, fixture, remedy, kind, arrays, record):
     K, tf = ctx.keras, ctx.tf
-    co = fixture.custom_objects(ctx) if fixture is not None else None
+    used = parts(remedy)
     if kind == "model":
         kwargs = {}
-        if remedy is not None:
-            kwargs["custom_objects"] = co
-        if remedy in ("compile_false", "safe_mode_false_compile_false"):
+        if "custom_objects" in used:
+            kwargs["custom_objects"] = fixture.custom_objects(ctx)
+        if "compile_false" in used:
             kwargs["compile"] = False
-        if remedy in ("safe_mode_false", "safe_mode_false_compile_false"):
+        if "safe_mode_false" in used:
             kwargs["safe_mode"] = False
         model = K.models.load_model(path, **kwargs)
-        if remedy == "reload_weights" or (remedy == "legacy_keras" and meta["format"] == "savedmodel"):
+        if "reload_weights" in used or ("legacy_keras" in used and meta["format"] == "savedmodel"):
             # restores the optimizer state a SavedModel load leaves out (the dir's TF checkpoint)
             model.load_weights(os.path.join(path, "variables", "variables"))
         return model
     if kind == "serving":
-        loaded = tf.saved_model.load(path)
-        return _signature(loaded)
+        return _signature(tf.saved_model.load(path))
     if kind == "tfsm":
         layer = K.layers.TFSMLayer(path, call_endpoint="serving_default")
         return lambda x: _single(layer(tf.constant(x)))
     if kind == "code":
-        return _rebuild_and_restore(ctx, meta, path, fixture)
+        return _rebuild_and_restore(ctx, meta, path, fixture, arrays, record)
     raise ValueError("unknown loader %r" % kind)
 
 
@@ -121,29 +137,46 @@ def _single(out):
     return out.numpy() if hasattr(out, "numpy") else out
 
 
-def _rebuild_and_restore(ctx, meta, path, fixture):
-    """Rebuild from code with other weights, restore, and prove the restore changed them."""
-    np = ctx.np
+def _rebuild_and_restore(ctx, meta, path, fixture, arrays, record):
+    """Rebuild from code with other weights, restore, and record what the restore did.
+
+    A rebuilt model that already holds the producer's weights would prove nothing: that is a
+    harness defect, not a verdict. A restore that changes nothing, or only part, is judged later
+    against the producer's per-variable digests (it loaded without error: the user has it)."""
     ctx.module_dir = meta.get("module_dir")
     if hasattr(fixture, "prepare") and ctx.module_dir and not os.path.isdir(ctx.module_dir):
         raise RuntimeError("the hub module the producer made is missing: %s" % ctx.module_dir)
+    ctx.arrays = (arrays["x_train"], arrays["y_train"], arrays["x_eval"])
     ctx.set_seed(SEED + 1000)
     model = fixture.build(ctx)
-    before = float(sum(np.abs(np.asarray(w)).sum() for w in model.get_weights()))
-    if abs(before - meta["weights_abs_sum"]) < 1e-6:
-        raise RuntimeError("rebuilt model already has the producer's weights; the check would prove nothing")
+    producer = [d["sha"] for d in meta["weights_digest"]]
+    before = weights_digest(ctx, model)
+    if before and all(d["sha"] in producer for d in before):
+        raise HarnessDefect("the rebuilt model already holds the producer's weights before the restore; "
+                            "the check would prove nothing (the fixture's build ignores the seed)")
+    iterations_before = None
     if meta["format"] == "checkpoint":
         opt = model.optimizer
+        iterations_before = int(ctx.np.asarray(opt.iterations))
         if hasattr(opt, "build"):
             opt.build(model.trainable_variables)
-        status = ctx.tf.train.Checkpoint(model=model, optimizer=opt).read(path)
-        status.assert_existing_objects_matched()
+        ctx.tf.train.Checkpoint(model=model, optimizer=opt).read(path).expect_partial()
     else:
         model.load_weights(path)
-    after = float(sum(np.abs(np.asarray(w)).sum() for w in model.get_weights()))
-    if abs(after - before) < 1e-9:
-        raise RuntimeError("restore left the rebuilt model's weights unchanged")
+    after = weights_digest(ctx, model)
+    record["restore"] = _restore_summary(before, after, producer, iterations_before)
     return model
+
+
+def _restore_summary(before, after, producer, iterations_before):
+    """Which variables the restore changed, and which now match a producer variable."""
+    changed = [a["name"] for a, b in zip(after, before) if a["sha"] != b["sha"]]
+    unmatched = [a["name"] for a in after if a["sha"] not in producer]
+    out = {"variables": len(after), "changed": len(changed), "unmatched": unmatched,
+           "missing": max(0, len(producer) - (len(after) - len(unmatched)))}
+    if iterations_before is not None:
+        out["iterations_before"] = iterations_before
+    return out
 
 
 def _compare(ctx, got, want, tol):
@@ -155,10 +188,10 @@ def _compare(ctx, got, want, tol):
     diff = np.abs(got - want)
     rel = diff / np.maximum(np.abs(want), 1e-12)
     ok = bool(np.allclose(got, want, atol=tol["atol"], rtol=tol["rtol"]))
-    return ok, float(diff.max()), float(rel.max())
+    return ok, float(diff.max()) if diff.size else 0.0, float(rel.max()) if rel.size else 0.0
 
 
-def _judge(ctx, meta, arrays, fixture, kind, obj, record, tol):
+def _judge(ctx, meta, arrays, fixture, kind, obj, record, tols, path):
     promises = set(meta["promises"])
     x_eval = arrays["x_eval"]
     if kind in ("serving", "tfsm"):
@@ -169,84 +202,146 @@ def _judge(ctx, meta, arrays, fixture, kind, obj, record, tol):
         model = obj
         got = predict(model, x_eval)
         keeps = set(promises)
-    ok, max_abs, max_rel = _compare(ctx, got, arrays["outputs"], tol)
+    ok, max_abs, max_rel = _compare(ctx, got, arrays["outputs"], tols["predictions"])
     record.update(max_abs_diff=max_abs, max_rel_diff=max_rel)
     record["checks"]["predictions"] = ok
+    restore = record.get("restore")
+    if restore is not None:
+        record["checks"]["weights"] = not restore["unmatched"] and not restore["missing"]
     if not ok:
         record["outcome"] = "wrong-output"
-        if max_abs is None:
-            record["message"] = "output shape %s differs from the producer's %s" % (
-                ctx.np.asarray(got).shape, arrays["outputs"].shape)
-        else:
-            record["message"] = ("loaded without error, but predictions differ from the producer's: "
-                                 "max |diff| %.3g, max rel diff %.3g (atol %g, rtol %g)"
-                                 % (max_abs, max_rel, tol["atol"], tol["rtol"]))
+        record["message"] = _wrong_message(ctx, got, arrays["outputs"], max_abs, max_rel,
+                                           tols["predictions"], restore)
         return
-    lost = sorted(promises - keeps)
+    lost = set(promises - keeps)
+    if restore is not None and not record["checks"]["weights"]:
+        lost.add("weights")
+        record["message"] = "predicts the same, but the restore left variables unmatched: %s" % (
+            ", ".join(restore["unmatched"]) or "%d missing" % restore["missing"])
     if model is not None:
         if "custom_classes" in promises and meta.get("classes"):
             same = _classes_are_themselves(ctx, model, meta["classes"], fixture)
             record["checks"]["classes"] = same
             if not same:
-                lost.append("custom_classes")
+                lost.add("custom_classes")
         if "compile" in promises and getattr(model, "optimizer", None) is None:
-            lost.append("compile")
+            lost.add("compile")
         if "optimizer_state" in promises:
-            opt_ok, resume_ok, detail = _optimizer(ctx, model, meta, arrays, tol)
+            opt_ok, resume_ok, detail = _optimizer(ctx, model, meta, arrays, tols, kind)
             record["checks"]["optimizer"] = opt_ok
             record["checks"]["resume"] = resume_ok
             record["optimizer_detail"] = detail
             if not (opt_ok and resume_ok):
-                lost.append("optimizer_state")
-    record["lost"] = sorted(set(lost))
+                lost.add("optimizer_state")
+        if "serving" in promises:
+            # Loaded as a Keras model; the artifact also promises its serving signature.
+            serving_ok, detail = _serving(ctx, path, x_eval, arrays["outputs"], tols["predictions"])
+            record["checks"]["serving"] = serving_ok
+            if detail:
+                record["serving_detail"] = detail
+            if not serving_ok:
+                lost.add("serving")
+    record["lost"] = sorted(lost)
     record["outcome"] = "degraded" if record["lost"] else "pass"
-    if record["lost"]:
+    if record["lost"] and not record.get("message"):
         record["message"] = "loaded and predicts the same, but lost: " + ", ".join(record["lost"])
 
 
+def _wrong_message(ctx, got, want, max_abs, max_rel, tol, restore):
+    if max_abs is None:
+        text = "output shape %s differs from the producer's %s" % (ctx.np.asarray(got).shape, want.shape)
+    else:
+        text = ("loaded without error, but predictions differ from the producer's: max |diff| %.3g, "
+                "max rel diff %.3g (atol %g, rtol %g)" % (max_abs, max_rel, tol["atol"], tol["rtol"]))
+    if restore is None:
+        return text
+    if not restore["changed"]:
+        return text + "; the restore did nothing: the rebuilt model kept its own weights, and no error was raised"
+    if restore["unmatched"] or restore["missing"]:
+        return text + "; the restore was partial: not restored: %s" % (
+            ", ".join(restore["unmatched"]) or "%d variable(s)" % restore["missing"])
+    return text + "; every saved variable was restored, so the difference is state the format does not hold"
+
+
+def _serving(ctx, path, x_eval, outputs, tol):
+    try:
+        got = _signature(ctx.tf.saved_model.load(path))(x_eval)
+    except Exception as exc:
+        return False, {"error": describe(exc)["message"][:500]}
+    ok, max_abs, _ = _compare(ctx, got, outputs, tol)
+    return ok, {"max_abs_diff": max_abs}
+
+
 def _classes_are_themselves(ctx, model, classes, fixture):
-    objs = list(getattr(model, "layers", [])) + [getattr(model, "optimizer", None)]
     found = {}
-    for obj in objs:
-        if obj is not None:
-            found.setdefault(type(obj).__name__, type(obj))
+    for name, recorded in class_paths(model, classes).items():
+        found[name] = recorded
     wanted = fixture.custom_objects(ctx) if fixture is not None else {}
+    objs = [model] + list(getattr(model, "layers", [])) + [getattr(model, "optimizer", None)]
+    types = dict((type(o).__name__, type(o)) for o in objs if o is not None)
     for name, recorded in classes.items():
-        cls = found.get(name)
-        if cls is None:
+        if name not in found:
             return False
         if name in wanted:
-            if cls is not wanted[name]:
+            if types[name] is not wanted[name]:
                 return False
-        elif cls.__module__ + "." + cls.__qualname__ != recorded:
+        elif found[name] != recorded:
             return False
     return True
 
 
-def _optimizer(ctx, model, meta, arrays, tol):
-    """(state restored?, resumed step matches?, detail) against the producer's reference."""
+def _optimizer(ctx, model, meta, arrays, tols, kind):
+    """(state restored?, resumed step matches?, detail) against the producer's reference.
+
+    A checkpoint holds state only: the optimizer's class and config come from the fixture code
+    there, so only iterations, slots and the resumed step are judged."""
     want = meta.get("optimizer") or {}
     got = optimizer_state(ctx, model)
     detail = {"producer": want, "consumer": got}
     if got is None:
         return False, False, detail
-    opt_ok = got["class"] == want.get("class") and got["iterations"] == want.get("iterations")
-    for key in meta.get("optimizer_keys", []):
-        if got["config"].get(key) != want.get("config", {}).get(key):
-            opt_ok = False
-            detail["mismatch"] = key
-    # Slots may be created lazily (restored on first use); the resumed step judges them then.
-    if got["slots"] and want.get("slots") and len(got["slots"]) == len(want["slots"]):
-        ok, _, _ = _compare(ctx, got["slots"], want["slots"], {"atol": 1e-3, "rtol": 1e-3})
+    problems = []
+    if got["iterations"] != want.get("iterations"):
+        problems.append("iterations %s, producer %s" % (got["iterations"], want.get("iterations")))
+    if kind == "code":
+        detail["class_source"] = "fixture code (a checkpoint holds state only)"
+    else:
+        if got["class"] != want.get("class"):
+            problems.append("class %s, producer %s" % (got["class"], want.get("class")))
+        for key in meta.get("optimizer_keys", []):
+            mine, theirs = got["config"].get(key), want.get("config", {}).get(key)
+            if theirs is None or mine != theirs:
+                problems.append("config %s: %r, producer %r" % (key, mine, theirs))
+    if want.get("slots"):
+        if len(got["slots"]) != len(want["slots"]):
+            # Slots can be created lazily and restored on creation: create them, then compare.
+            _build_slots(model)
+            got = optimizer_state(ctx, model)
+            detail["consumer"] = got
+        ok = len(got["slots"]) == len(want["slots"]) and _compare(
+            ctx, got["slots"], want["slots"], tols["slots"])[0]
         detail["slots_match"] = ok
-        opt_ok = opt_ok and ok
+        if not ok:
+            problems.append("slots differ (%d, producer %d)" % (len(got["slots"]), len(want["slots"])))
+    if problems:
+        detail["mismatch"] = problems
     try:
         model.train_on_batch(arrays["x_train"][:8], arrays["y_train"][:8])
         resumed = predict(model, arrays["x_eval"])
-        resume_ok, max_abs, _ = _compare(ctx, resumed, arrays["resumed"],
-                                         {"atol": max(tol["atol"], 1e-4), "rtol": max(tol["rtol"], 1e-4)})
+        resume_ok, max_abs, _ = _compare(ctx, resumed, arrays["resumed"], tols["resume"])
         detail["resume_max_abs_diff"] = max_abs
     except Exception as exc:
         resume_ok = False
         detail["resume_error"] = describe(exc)["message"]
-    return opt_ok, resume_ok, detail
+    return not problems, resume_ok, detail
+
+
+def _build_slots(model):
+    opt = model.optimizer
+    try:
+        if hasattr(opt, "_create_all_weights"):  # Keras 2 OptimizerV2
+            opt._create_all_weights(model.trainable_variables)
+        elif hasattr(opt, "build"):
+            opt.build(model.trainable_variables)
+    except Exception:
+        pass  # the comparison that follows fails on its own

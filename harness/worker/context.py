@@ -7,6 +7,7 @@ import os
 import random
 import sys
 import types
+import warnings
 
 FIXTURE_PACKAGE = "tfcompat_fixtures"
 
@@ -65,6 +66,9 @@ class Ctx(object):
         self.keras3 = self.keras_version.startswith("3.")
         self.tf_version = tf.__version__
         self.module_dir = None  # set per item (hub fixture's SavedModel module)
+        # The producer's (x_train, y_train, x_eval), set before every build: a fixture that needs
+        # data to build (an adapted layer) uses these, never ones regenerated from seeds.
+        self.arrays = None
         self._once = {}
 
     # -- helpers for fixture modules -------------------------------------------------------
@@ -90,16 +94,39 @@ class Ctx(object):
         y = (x @ rng.normal(size=(n_in, n_out))).astype("float32")
         return x, y, rng.normal(size=(n_eval, n_in)).astype("float32")
 
+    def make_hub_module(self, seed=19):
+        """Write a small TF2 SavedModel module under module_dir (once): tanh(x @ w + b), 4 -> 6."""
+        tf = self.tf
+        if os.path.exists(os.path.join(self.module_dir, "saved_model.pb")):
+            return self.module_dir
+        rng = self.np.random.RandomState(seed)
+
+        class Embed(tf.Module):
+            def __init__(self):
+                super(Embed, self).__init__()
+                self.w = tf.Variable(rng.normal(size=(4, 6)).astype("float32"), name="w")
+                self.b = tf.Variable(rng.normal(size=(6,)).astype("float32"), name="b")
+
+            @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32)])
+            def __call__(self, x):
+                return tf.tanh(tf.matmul(x, self.w) + self.b)
+
+        tf.saved_model.save(Embed(), self.module_dir)
+        return self.module_dir
+
     def keras_at_least(self, *version):
         return _vtuple(self.keras_version) >= version
 
     def set_seed(self, seed):
-        random.seed(seed)
-        self.np.random.seed(seed)
-        self.tf.random.set_seed(seed)
-        utils = getattr(self.keras, "utils", None)
-        if utils is not None and hasattr(utils, "set_random_seed"):
-            utils.set_random_seed(seed)
+        # The harness's own seeding is not the model's business: keep its warnings out of the record.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            random.seed(seed)
+            self.np.random.seed(seed)
+            self.tf.random.set_seed(seed)
+            utils = getattr(self.keras, "utils", None)
+            if utils is not None and hasattr(utils, "set_random_seed"):
+                utils.set_random_seed(seed)
 
     def clear(self):
         try:
@@ -117,6 +144,19 @@ class Ctx(object):
             "keras_flavour": "keras3" if self.keras3 else ("tf-keras" if self.legacy else "bundled"),
             "packages": installed_packages(),
         }
+
+    def with_legacy_keras(self):
+        """A copy of this context on tf_keras (legacy Keras 2), the remedy Keras 3 users reach for."""
+        import copy
+
+        import tf_keras
+
+        other = copy.copy(self)
+        other.keras = tf_keras
+        other.keras3 = False
+        other.legacy = True
+        other.keras_version = _dist_version("tf-keras") or "2"
+        return other
 
 
 def _vtuple(text):
@@ -153,20 +193,3 @@ def fixtures_absent():
         return importlib.util.find_spec(FIXTURE_PACKAGE) is None
     except (ImportError, ValueError):
         return True
-
-
-def _with_legacy_keras(self):
-    """A copy of this context on tf_keras (legacy Keras 2), the remedy Keras 3 users reach for."""
-    import copy
-
-    import tf_keras
-
-    other = copy.copy(self)
-    other.keras = tf_keras
-    other.keras3 = False
-    other.legacy = True
-    other.keras_version = _dist_version("tf-keras") or "2"
-    return other
-
-
-Ctx.with_legacy_keras = _with_legacy_keras

@@ -8,6 +8,8 @@ from __future__ import absolute_import
 
 import os
 
+from .remedies import rung
+
 WHOLE = ("architecture", "weights", "custom_classes", "compile", "optimizer_state")
 
 # name -> (file name inside the artifact dir, promises, loader kind)
@@ -83,28 +85,33 @@ def save(fmt, model, out_dir, ctx):
     return path
 
 
-def ladder(fmt, ctx, mode):
-    """The attempts to make, least invasive first: [(remedy name or None, loader kind)]."""
+def ladder(fmt, ctx, mode, custom=False):
+    """The attempts to make, least invasive first: [(rung or None, loader kind)].
+
+    `custom`: the artifact names custom classes and the fixture has them, so every model-loader
+    rung also passes custom_objects (a user who needs them needs them with any other switch)."""
     kind = FORMATS[fmt][2]
     if mode == "plain":
         return [(None, kind)] if kind != "code" else []
     if kind == "code":
         return [(None, "code")]
     if kind == "serving":
-        return [("tfsm_layer", "tfsm")] if ctx.keras3 else []
-    steps = [("custom_objects", "model")]
+        return [(rung("tfsm_layer"), "tfsm")] if ctx.keras3 else []
+    base = ("custom_objects",) if custom else ()
+    sets = [base] if custom else []
     if fmt == "savedmodel" and not ctx.keras3:
         # Keras >= 2.11 restores optimizer slots from a SavedModel only on an explicit
         # load_weights() (keras-team/keras#16983).
-        steps.append(("reload_weights", "model"))
-    steps.append(("compile_false", "model"))
+        sets.append(base + ("reload_weights",))
+    sets.append(base + ("compile_false",))
     if (fmt == "keras" and (ctx.keras3 or ctx.keras_at_least(2, 12))) or (fmt == "h5" and ctx.keras3):
         # Lambda bytecode is refused in safe mode (load_model has safe_mode from Keras 2.12). Both
         # switches together for a file whose compile config does not load either (Keras 3 .h5).
-        steps.append(("safe_mode_false", "model"))
-        steps.append(("safe_mode_false_compile_false", "model"))
+        sets.append(base + ("safe_mode_false",))
+        sets.append(base + ("safe_mode_false", "compile_false"))
     if ctx.keras3 and fmt in ("h5", "keras", "savedmodel"):
-        steps.append(("legacy_keras", "model"))
+        sets.append(base + ("legacy_keras",))
+    steps = [(rung(*names), "model") for names in sets]
     if fmt == "savedmodel":
-        steps.append(("tfsm_layer", "tfsm") if ctx.keras3 else ("tf_saved_model_load", "serving"))
+        steps.append((rung("tfsm_layer"), "tfsm") if ctx.keras3 else (rung("tf_saved_model_load"), "serving"))
     return steps

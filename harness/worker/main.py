@@ -10,8 +10,6 @@ import os
 import sys
 import time
 
-WORKER_VERSION = "2"
-
 
 def _journal(path):
     fh = open(path, "a")
@@ -34,41 +32,60 @@ def _interfaces():
         return None
 
 
+def _pause(pause, text):
+    """Fault injection for tests and debugging: hold here when `pause` is part of `text`
+    (an item key, or "KEY|rung:REMEDY" before each ladder rung)."""
+    if pause not in text:
+        return
+    once = os.environ.get("TFCOMPAT_WORKER_PAUSE_ONCE")  # a marker file: pause one time only
+    if not once or not os.path.exists(once):
+        if once:
+            open(once, "w").close()
+        time.sleep(float(os.environ.get("TFCOMPAT_WORKER_PAUSE_S", "60")))
+
+
 def main(argv):
     with open(argv[1]) as fh:
         job = json.load(fh)
     write = _journal(job["journal"])
     # -I keeps this script's dir off sys.path; put back only the worker's own package root.
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Warnings from TF's C++ runtime go to the worker log; checks attach the known ones to cells.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     t0 = time.time()
+    from worker import WORKER_VERSION
     from worker.context import Ctx
 
     ctx = Ctx()
     write({"event": "ready", "pid": os.getpid(), "import_s": round(time.time() - t0, 3),
+           "worker_version": WORKER_VERSION,
            "versions": ctx.versions(), "phase": job["phase"], "mode": job.get("mode"),
            "net_interfaces": _interfaces()})
     if job["phase"] == "save":
-        from worker.save import save_item as run
+        from worker.save import save_item
+
+        def run(c, item):
+            return save_item(c, item)
     else:
         from worker.check import check_item
 
         def run(c, item):
-            return check_item(c, item, job["mode"])
+            def note(remedy, attempt):
+                # Each rung is journaled: a crash mid-ladder keeps the attempts made before it.
+                write({"event": "attempt", "key": item["key"], "remedy": remedy, "result": attempt})
+                if attempt is None and pause and "|rung:" in pause:
+                    _pause(pause, "%s|rung:%s" % (item["key"], remedy))
+
+            return check_item(c, item, job["mode"], note)
 
     parent = os.getppid()
-    # Fault injection for tests and debugging: hold items whose key contains this text.
     pause = os.environ.get("TFCOMPAT_WORKER_PAUSE")
     for item in job["items"]:
         if os.getppid() != parent:
             return 3  # the orchestrator died: stop, `--resume` redoes only what is unfinished
         write({"event": "start", "key": item["key"], "t": time.time()})
-        if pause and pause in item["key"]:
-            once = os.environ.get("TFCOMPAT_WORKER_PAUSE_ONCE")  # a marker file: pause one time only
-            if not once or not os.path.exists(once):
-                if once:
-                    open(once, "w").close()
-                time.sleep(float(os.environ.get("TFCOMPAT_WORKER_PAUSE_S", "60")))
+        if pause and "|rung:" not in pause:
+            _pause(pause, item["key"])
         t = time.time()
         result = run(ctx, item)
         write({"event": "done", "key": item["key"], "duration_s": round(time.time() - t, 3),

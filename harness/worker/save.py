@@ -2,6 +2,7 @@
 
 from __future__ import absolute_import
 
+import hashlib
 import json
 import os
 import shutil
@@ -45,10 +46,20 @@ def _numpy(value):
     return value
 
 
+def weights_digest(ctx, model):
+    """[{name, shape, sha}] per model variable: what a restore must reproduce, bit for bit."""
+    out = []
+    for var in model.weights:
+        arr = ctx.np.ascontiguousarray(ctx.np.asarray(_numpy(var)))
+        sha = hashlib.sha256(("%s%s" % (arr.dtype.str, arr.shape)).encode() + arr.tobytes()).hexdigest()
+        out.append({"name": str(var.name), "shape": list(arr.shape), "sha": sha[:20]})
+    return out
+
+
 def class_paths(model, names):
-    """name -> 'module.QualName' of the model's layers / optimizer with those class names."""
+    """name -> 'module.QualName' of the model itself, its layers and its optimizer with those names."""
     out = {}
-    objs = list(getattr(model, "layers", [])) + [getattr(model, "optimizer", None)]
+    objs = [model] + list(getattr(model, "layers", [])) + [getattr(model, "optimizer", None)]
     for obj in objs:
         if obj is not None and type(obj).__name__ in names:
             out[type(obj).__name__] = type(obj).__module__ + "." + type(obj).__qualname__
@@ -78,11 +89,12 @@ def save_item(ctx, item):
     fixture = load_fixture(item["fixture"], item["fixture_path"])
     ctx.module_dir = item.get("module_dir")
     np = ctx.np
-    with Captured() as cap:
+    with Captured(native=True) as cap:
         try:
             if hasattr(fixture, "prepare"):
                 fixture.prepare(ctx)
             x_train, y_train, x_eval = fixture.data(ctx)
+            ctx.arrays = (x_train, y_train, x_eval)
             ctx.clear()
             ctx.set_seed(SEED)
             model = fixture.build(ctx)
@@ -90,7 +102,7 @@ def save_item(ctx, item):
             outputs = predict(model, x_eval)
             state = optimizer_state(ctx, model)
             classes = class_paths(model, getattr(fixture, "CLASSES", ()))
-            weights_sum = float(sum(np.abs(np.asarray(w)).sum() for w in model.get_weights()))
+            digest = weights_digest(ctx, model)
             path = formats.save(fmt, model, out_dir, ctx)
             # The producer's reference for "one resumed training step", taken after saving.
             model.train_on_batch(x_train[:8], y_train[:8])
@@ -106,7 +118,7 @@ def save_item(ctx, item):
     np.save(os.path.join(out_dir, "resumed.npy"), np.asarray(resumed))
     meta.update(
         artifact=os.path.basename(path) if fmt != "checkpoint" else "ckpt/model",
-        optimizer=state, classes=classes, weights_abs_sum=weights_sum,
+        optimizer=state, classes=classes, weights_digest=digest,
         module_dir=ctx.module_dir, warnings=cap.messages,
         optimizer_keys=list(getattr(fixture, "OPTIMIZER_KEYS", ())),
     )
