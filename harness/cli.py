@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sys
+from typing import Any
 
 from .errors import TfcompatError
 
@@ -68,8 +69,7 @@ def _interrupt(signum, frame) -> None:
 
 
 def _dispatch(args) -> int:
-    from . import runner as rn
-    from . import store
+    from . import runner as rn, store
     from .matrix import load_matrix
 
     root = os.path.dirname(os.path.abspath(args.matrix))
@@ -150,7 +150,6 @@ def _say_expectations(summary: dict) -> None:
 
 def _profile_path(root: str, name: str) -> str:
     from .errors import ConfigError
-
     from .matrix import profile_paths
 
     known = profile_paths(root)
@@ -162,7 +161,7 @@ def _profile_path(root: str, name: str) -> str:
 
 def _plan(matrix, sel, as_json: bool, root: str) -> int:
     n = len(sel.envs)
-    plan = {"environments": [{"id": e, "spec": matrix.env(e).describe(),
+    plan: dict[str, Any] = {"environments": [{"id": e, "spec": matrix.env(e).describe(),
                               "requirements": matrix.env(e).requirements(),
                               "recipes": list(matrix.env(e).recipes)} for e in sel.envs],
             "fixtures": list(sel.fixtures), "formats": list(sel.formats),
@@ -187,7 +186,7 @@ def _profile_counts(root: str, loaded) -> dict:
     """Env and check counts of every profile beside the matrix (the one already loaded is reused)."""
     from .matrix import load_matrix, profile_paths
 
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
     for name, path in profile_paths(root).items():
         try:
             m = loaded if os.path.abspath(path) == loaded.path else load_matrix(path)

@@ -192,7 +192,7 @@ def _spawn(request: WorkerRequest, items: list[dict], out: WorkerOutcome):
             _kill(proc)
             return "no-import", None, {"message": "TensorFlow import took over %ss" % request.import_timeout,
                                        "error_type": "Timeout", "traceback": _tail(log_path)}
-        if current is not None and now - current_t > request.timeout:
+        if current is not None and current_t is not None and now - current_t > request.timeout:
             _kill(proc)
             return "timeout", current, {"message": "no result within %ss; the process was killed"
                                         % request.timeout, "error_type": "Timeout",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import os
+from typing import Any
 
 from .matrix import Matrix
 from .results import SCHEMA_VERSION, severity
@@ -16,7 +17,7 @@ from .verdict import combine, hint_for
 from .worker import WORKER_VERSION
 from .worker.formats import FORMATS
 
-FIELDS = {"schema": None, "tolerances": None, "run_id": None, "worker_version": None, "producer": None,
+FIELDS: dict[str, Any] = {"schema": None, "tolerances": None, "run_id": None, "worker_version": None, "producer": None,
           "consumer": None, "fixture": None, "format": None, "same_env": False, "outcome": None,
           "remedy": None, "remedy_cost": None, "attempts": [], "lost": [], "max_abs_diff": None,
           "max_rel_diff": None, "error_type": None, "message": None, "traceback": None,
@@ -96,6 +97,7 @@ def _cell(matrix: Matrix, env_errors: dict, journals: dict, producer: str, consu
         a["ok"] = a.get("outcome") == "pass"
         load_warnings += [w for w in a.get("warnings") or [] if w not in load_warnings]
     dishonest = [a for a in attempts if a.get("remedy") is None and a.get("fixtures_absent") is False]
+    verdict: dict[str, Any]
     if dishonest:
         verdict = {"outcome": "harness-error", "remedy": None,
                    "message": "fixture code was importable during the no-remedy attempt; result not trusted",

@@ -11,12 +11,15 @@ import json
 import math
 import os
 from collections import Counter
-from typing import Any, Iterable, Optional
+from collections.abc import Iterable
+from typing import Any
 
 import jinja2
 from markupsafe import Markup
 
 from harness import __version__, results
+from harness.records import harness_defects
+from harness.worker.remedies import BY_NAME, REMEDIES, parts
 
 TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 
@@ -32,6 +35,7 @@ CODES = {
     "save-error": "SAVE",
     "not-applicable": "n/a",
     "env-error": "ENV",
+    "harness-error": "HARN",
 }
 MEANINGS = {
     "pass": "loads with the canonical loader, no help needed; predictions (and state, where checked) match",
@@ -42,25 +46,37 @@ MEANINGS = {
     "timeout": "the check hung and was stopped",
     "wrong-output": "loads but predicts differently: silent corruption, the worst",
     "save-error": "the producer could not save this artifact (shown once, across the producer row)",
-    "not-applicable": "the format does not apply to this Keras version (declared, not a verdict)",
+    "not-applicable": "the format does not apply to this Keras version (declared table), or the matrix "
+                      "excludes the cell; its reason and source are in the details (not a verdict)",
     "env-error": "the environment could not be built or import TensorFlow (not a verdict)",
+    "harness-error": "a defect of the harness itself (a failed honesty check or precondition): the result "
+                     "is not trusted, not a verdict, and the run fails",
 }
-CHECKS = ("predictions", "classes", "optimizer", "resume")
+CHECKS = ("predictions", "classes", "optimizer", "resume", "serving", "weights")
 KEY_PACKAGES = ("h5py", "numpy", "protobuf", "tensorflow-hub")
 TRACEBACK_LINES = 40
+# Records keep every warning; the page shows the first few of each list (results.jsonl has all).
+WARNINGS_SHOWN = 20
+ATTEMPT_WARNINGS_SHOWN = 3  # an attempt's warnings are also among the cell's load warnings
+HARNESS_DEFECTS_SHOWN = 10
 DETAIL_KEYS = (
-    "producer", "consumer", "fixture", "format", "outcome", "remedy", "attempts", "lost",
-    "max_abs_diff", "max_rel_diff", "error_type", "message", "hint", "warnings", "checks",
-    "control_failed", "expectation", "same_env", "duration_s", "tf_imports",
+    "producer", "consumer", "fixture", "format", "outcome", "remedy", "remedy_cost", "lost",
+    "max_abs_diff", "max_rel_diff", "error_type", "message", "hint", "checks", "promises",
+    "control_failed", "expectation", "same_env", "duration_s", "tf_imports", "reason", "source",
+    "save_error_kind", "harness_defect",
 )
+ATTEMPT_KEYS = ("remedy", "ok", "outcome", "error_type", "message", "lost", "max_abs_diff", "max_rel_diff",
+                "restore", "harness_defect", "fixtures_absent", "phase")
+SAVE_ERROR_KINDS = {"crash": "the save worker crashed", "timeout": "the save worker hung (timed out)",
+                    "exception": "the save raised an exception"}
 
 
 def render_report(results_path: str, out_dir: str, run_meta: dict) -> str:
     """Write `out_dir/index.html` from the records in `results_path` and return the file's path.
 
     `run_meta`: run_id, started, finished (ISO), duration_s, matrix_path, envs (declared specs),
-    tf_imports {env: {save, plain, remedies}}, phase_times, worker_version. Optional: fixtures,
-    formats (display order) and tolerances {fixture: {atol, rtol}}.
+    tf_imports {env: {save, plain, remedies}}, phase_times, worker_version, harness_defects
+    [{producer, consumer, fixture, format, defect}]. Optional: fixtures, formats (display order).
     """
     page = build_page(list(results.read(results_path)), run_meta)
     env = jinja2.Environment(
@@ -87,21 +103,24 @@ def build_page(records: list[dict], run_meta: dict) -> dict:
     fixtures = _ordered(run_meta.get("fixtures") or [], [r.get("fixture") for r in records])
     formats = _ordered(run_meta.get("formats") or [], [r.get("format") for r in records])
     envs = _env_rows(env_ids, run_meta, records, env_errors)
-    details = _Details(run_meta, {e["id"]: e["installed"] for e in envs})
+    details = _Details({e["id"]: e["installed"] for e in envs})
     tables = [_fixture_table(f, env_ids, formats, cells, artifacts, env_errors, details)
               for f in fixtures]
     totals = Counter(c["outcome"] for t in tables for row in t["rows"]
                      for c in ([row["span"]] if row["span"] else row["cells"]) if c["outcome"])
-    data = {"cells": details.items, "versions": details.versions, "codes": CODES}
+    data = {"cells": details.items, "versions": details.versions, "codes": CODES, "checks": CHECKS,
+            "verdicts": results.VERDICTS,
+            "remedies": {r.name: {"short": r.short, "label": r.label} for r in REMEDIES},
+            "save_error_kinds": SAVE_ERROR_KINDS}
     return {
-        "run": _run_facts(run_meta),
+        "run": _run_facts(run_meta, records),
         "env_ids": env_ids,
         "fixtures": fixtures,
         "formats": formats,
         "tables": tables,
         "totals": [(o, CODES[o], totals[o]) for o in results.OUTCOMES if totals[o]],
         "legend": [(o, CODES[o], MEANINGS[o]) for o in results.OUTCOMES],
-        "remedies": [(short, long) for short, long in REMEDY_SHORT.values()],
+        "remedies": [(r.short, r.label) for r in REMEDIES],
         "outcomes": results.OUTCOMES,
         "verdicts": [(o, CODES[o]) for o in results.VERDICTS],
         "summary": format_summary(cells, artifacts, formats, fixtures),
@@ -175,14 +194,14 @@ def _classify(records: Iterable[dict]) -> tuple[dict, dict, dict]:
 
 
 def _fixture_table(fixture, env_ids, formats, cells, artifacts, env_errors, details) -> dict:
-    rows = []
+    rows: list[dict] = []
     for producer in env_ids:
         for fmt in formats:
             present = [cells.get((producer, c, fixture, fmt)) for c in env_ids]
             found = [r for r in present if r]
             span = artifacts.get((producer, fixture, fmt))
-            if found and all(r.get("outcome") == "save-error" for r in found):
-                span = found[0]  # one save-error per artifact, even if written per consumer
+            if found and (all(r.get("outcome") == "save-error" for r in found) or _producer_broken(found)):
+                span = found[0]  # once per artifact (or producer env), even if written per consumer
             elif found:
                 span = None
             elif not span:
@@ -201,7 +220,12 @@ def _fixture_table(fixture, env_ids, formats, cells, artifacts, env_errors, deta
     return {"fixture": fixture, "rows": rows}
 
 
-def _cell(rec: Optional[dict], details: "_Details", where: tuple) -> dict:
+def _producer_broken(found: list[dict]) -> bool:
+    """Whether every cell of a row is an env-error of the producer itself (it never reported versions)."""
+    return all(r.get("outcome") == "env-error" and not (r.get("versions") or {}).get("producer") for r in found)
+
+
+def _cell(rec: dict | None, details: _Details, where: tuple) -> dict:
     """The view of one grid cell; `where` is (producer, consumer, fixture, format), and consumer is
     None for a row-wide record (a save-error artifact, or an env-error of the producer)."""
     producer, consumer, fixture, fmt = where
@@ -211,54 +235,65 @@ def _cell(rec: Optional[dict], details: "_Details", where: tuple) -> dict:
                 "control": False, "expected": False, "unexpected": False, "title": "not run", "key": "", "text": ""}
     outcome = rec.get("outcome") or ""
     defect = same_env and results.severity(outcome) >= results.severity("degraded")
-    remedy = f" ({rec['remedy']})" if rec.get("remedy") else ""
-    pair = f"{producer} \u2192 {consumer}" if consumer else f"{producer} (artifact)"
-    title = f"{pair} \u00b7 {fixture} \u00b7 {fmt}: {outcome}{remedy}"
-    if defect:
-        title += " \u2014 same-version defect"
-    exp = rec.get("expectation")
-    if exp and not exp.get("met"):
-        title += f" \u2014 NOT the expected {exp.get('outcome')}"
-    if rec.get("control_failed") and outcome != "pass":
-        title += " \u2014 control fails here too: the format/env pair, not the fixture feature"
+    exp = rec.get("expectation") or {}
+    control = bool(rec.get("control_failed")) and outcome != "pass"
     text = ""
     if consumer is None:
         text = " ".join(x for x in (rec.get("error_type"), rec.get("message")) if x)
-        title += ": " + text[:300]
     return {
         "i": details.add(rec, where),
         "outcome": outcome,
         "code": CODES.get(outcome, "?"),
-        "remedy_short": REMEDY_SHORT.get(rec.get("remedy"), ("", ""))[0],
+        "remedy_short": remedy_short(rec.get("remedy")),
         "same_env": same_env,
         "defect": defect,
-        "control": bool(rec.get("control_failed")) and outcome != "pass",
-        "expected": bool(rec.get("expectation")),
+        "control": control,
+        "expected": bool(exp),
         "unexpected": bool(exp) and not exp.get("met"),
-        "title": title,
+        "title": _title(rec, where, defect, control, text),
         "key": "|".join(x or "" for x in where),
         "text": text[:300],
     }
 
 
-# The remedy that reached a cell's verdict, shown small in the cell (the legend spells them out).
-REMEDY_SHORT = {
-    "custom_objects": ("co", "custom_objects={...}"),
-    "reload_weights": ("rw", "load_weights(path) after load_model"),
-    "compile_false": ("nc", "compile=False"),
-    "safe_mode_false": ("us", "safe_mode=False"),
-    "safe_mode_false_compile_false": ("usnc", "safe_mode=False, compile=False"),
-    "legacy_keras": ("tk", "the legacy tf_keras"),
-    "tfsm_layer": ("sm", "keras.layers.TFSMLayer"),
-    "tf_saved_model_load": ("tl", "tf.saved_model.load"),
-}
+def _title(rec: dict, where: tuple, defect: bool, control: bool, text: str) -> str:
+    producer, consumer, fixture, fmt = where
+    outcome = rec.get("outcome") or ""
+    if consumer:
+        pair = f"{producer} \u2192 {consumer}"
+    else:
+        pair = f"{producer} ({'env' if outcome == 'env-error' else 'artifact'})"
+    title = f"{pair} \u00b7 {fixture} \u00b7 {fmt}: {outcome}"
+    if rec.get("remedy"):
+        title += f" ({rec['remedy']})"
+    if outcome == "save-error" and rec.get("save_error_kind") in SAVE_ERROR_KINDS:
+        title += f" ({SAVE_ERROR_KINDS[rec['save_error_kind']]})"
+    if outcome == "harness-error":
+        title += " \u2014 harness defect: " + str(rec.get("harness_defect") or rec.get("message") or "?")
+    if outcome == "not-applicable" and rec.get("reason"):
+        title += f": {rec['reason']}"
+    if defect:
+        title += " \u2014 same-version defect"
+    exp = rec.get("expectation")
+    if exp and not exp.get("met"):
+        title += f" \u2014 NOT the expected {exp.get('outcome')}"
+    if control:
+        title += (" \u2014 control could not be saved either" if outcome == "save-error" else
+                  " \u2014 control fails here too: the format/env pair, not the fixture feature")
+    if text:
+        title += ": " + text[:300]
+    return title
+
+
+def remedy_short(rung: str | None) -> str:
+    """The cell's short form of a rung: each remedy's short, joined by "+" ("co+nc")."""
+    return "+".join(BY_NAME[p].short if p in BY_NAME else p for p in parts(rung))
 
 
 class _Details:
     """Collects the per-cell details for the script (one item per cell), version sets deduplicated."""
 
-    def __init__(self, run_meta: dict, installed: dict) -> None:
-        self.run_meta = run_meta
+    def __init__(self, installed: dict) -> None:
         self.installed = installed
         self.items: list[dict] = []
         self.versions: list[dict] = []
@@ -269,8 +304,11 @@ class _Details:
         item = {k: rec.get(k) for k in DETAIL_KEYS}
         item["producer"], item["consumer"], item["fixture"], item["format"] = where
         item["same_env"] = where[1] is not None and where[0] == where[1]
+        item["remedy_short"] = remedy_short(rec.get("remedy"))
         item["traceback"] = _excerpt(rec.get("traceback"))
-        item["tolerance"] = _tolerance(rec, self.run_meta)
+        item["tolerances"] = _tolerances(rec)
+        item["warnings"] = _warnings(rec.get("warnings"))
+        item["attempts"] = [_attempt(a) for a in rec.get("attempts") or []]
         recorded = rec.get("versions") or {}
         for side, env_id, field in (("producer", where[0], "pv"), ("consumer", where[1], "cv")):
             own = recorded.get(side) if rec.get(side) == env_id else None
@@ -278,7 +316,7 @@ class _Details:
         self.items.append(item)
         return len(self.items) - 1
 
-    def _version(self, v: Optional[dict]) -> Optional[int]:
+    def _version(self, v: dict | None) -> int | None:
         if not v:
             return None
         key = json.dumps(v, sort_keys=True, default=str)
@@ -286,6 +324,36 @@ class _Details:
             self._version_ids[key] = len(self.versions)
             self.versions.append(v)
         return self._version_ids[key]
+
+
+def _attempt(a: dict) -> dict:
+    """What the page shows of one attempt (the record keeps the rest: states, per-attempt tolerances)."""
+    out = {k: a.get(k) for k in ATTEMPT_KEYS}
+    out["warnings"] = _capped(a.get("warnings") or [], ATTEMPT_WARNINGS_SHOWN)
+    notes = []
+    opt = a.get("optimizer_detail") or {}
+    if opt.get("mismatch"):
+        notes.append("optimizer: " + "; ".join(str(m) for m in opt["mismatch"]))
+    if opt.get("resume_error"):
+        notes.append("resumed step failed: " + str(opt["resume_error"]))
+    serving = a.get("serving_detail") or {}
+    if serving.get("error"):
+        notes.append("serving signature: " + str(serving["error"]))
+    out["notes"] = notes
+    return out
+
+
+def _warnings(warnings: Any) -> list[list]:
+    """[[where, capped list]] for the panel: save, then load (a schema-1 record's one list: "all")."""
+    if isinstance(warnings, list):
+        return [["all", _capped(warnings)]] if warnings else []
+    warnings = warnings or {}
+    order = ["save", "load"] + sorted(k for k in warnings if k not in ("save", "load"))
+    return [[k, _capped(warnings[k])] for k in order if warnings.get(k)]
+
+
+def _capped(items: list, shown: int = WARNINGS_SHOWN) -> dict:
+    return {"shown": [str(x) for x in items[:shown]], "total": len(items)}
 
 
 # ---- environments and run facts ---------------------------------------------------------------
@@ -317,14 +385,14 @@ def _env_rows(env_ids: list[str], run_meta: dict, records: list[dict], env_error
     return rows
 
 
-def _failed_side(rec: dict) -> Optional[str]:
+def _failed_side(rec: dict) -> str | None:
     """The env an env-error cell blames: the one side without recorded versions, if just one."""
     versions = rec.get("versions") or {}
     missing = [rec.get(s) for s in ("producer", "consumer") if rec.get(s) and not versions.get(s)]
     return missing[0] if len(set(missing)) == 1 else None
 
 
-def _installed(env_id: str, records: list[dict]) -> Optional[dict]:
+def _installed(env_id: str, records: list[dict]) -> dict | None:
     """The env's installed versions as recorded by its workers (the fullest package set seen)."""
     best = None
     for rec in records:
@@ -337,7 +405,7 @@ def _installed(env_id: str, records: list[dict]) -> Optional[dict]:
     return best
 
 
-def _differs(spec: dict, inst: Optional[dict]) -> list[str]:
+def _differs(spec: dict, inst: dict | None) -> list[str]:
     """Which declared versions the installed ones do not match (declared is a prefix)."""
     out = []
     for k in ("python", "tensorflow", "keras"):
@@ -356,8 +424,9 @@ def _spec_text(spec: dict) -> str:
     return ", ".join(f"{k}={spec[k]}" for k in ("python", "tensorflow", "keras") if spec.get(k))
 
 
-def _run_facts(meta: dict) -> dict:
+def _run_facts(meta: dict, records: list[dict]) -> dict:
     phases = meta.get("phase_times") or {}
+    defects = (meta["harness_defects"] if "harness_defects" in meta else harness_defects(records)) or []
     return {
         "run_id": meta.get("run_id") or "-",
         "started": _when(meta.get("started")),
@@ -369,7 +438,16 @@ def _run_facts(meta: dict) -> dict:
         "phases": [(k[:-2] if k.endswith("_s") else k).replace("_", " ") + ": " + _duration(v)
                    for k, v in phases.items()],
         "expectations": _expectations_line(meta.get("expectations") or {}),
+        "defects": [_defect_view(d) for d in defects[:HARNESS_DEFECTS_SHOWN]],
+        "defects_total": len(defects),
     }
+
+
+def _defect_view(d: dict) -> dict:
+    where = (d.get("producer"), d.get("consumer"), d.get("fixture"), d.get("format"))
+    pair = f"{where[0]} \u2192 {where[1]}" if where[1] else f"{where[0]} (artifact)"
+    return {"where": f"{pair} \u00b7 {where[2]} \u00b7 {where[3]}", "defect": d.get("defect") or "",
+            "key": "|".join(x or "" for x in where)}
 
 
 def _expectations_line(summary: dict) -> str:
@@ -397,12 +475,16 @@ def _rate(num: int, den: int) -> dict:
     return {"num": num, "den": den, "pct": None if not den else round(100.0 * num / den)}
 
 
-def _tolerance(rec: dict, meta: dict) -> Optional[dict]:
-    tol = rec.get("tolerance") or {k: rec[k] for k in ("atol", "rtol") if rec.get(k) is not None}
-    return tol or (meta.get("tolerances") or {}).get(rec.get("fixture")) or None
+def _tolerances(rec: dict) -> list[list]:
+    """[[check, {atol, rtol}]], predictions first (a schema-1 record's one tolerance is predictions')."""
+    tols = rec.get("tolerances")
+    if not isinstance(tols, dict) or not tols:
+        tols = {"predictions": rec["tolerance"]} if rec.get("tolerance") else {}
+    order = ["predictions"] + [k for k in tols if k != "predictions"]
+    return [[k, tols[k]] for k in order if isinstance(tols.get(k), dict)]
 
 
-def _excerpt(tb: Optional[str]) -> Optional[str]:
+def _excerpt(tb: str | None) -> str | None:
     if not tb:
         return None
     lines = tb.rstrip().splitlines()
@@ -411,7 +493,7 @@ def _excerpt(tb: Optional[str]) -> Optional[str]:
     return "... (%d lines cut)\n" % (len(lines) - TRACEBACK_LINES) + "\n".join(lines[-TRACEBACK_LINES:])
 
 
-def _when(iso: Optional[str]) -> str:
+def _when(iso: str | None) -> str:
     if not iso:
         return "-"
     try:

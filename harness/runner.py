@@ -157,7 +157,8 @@ class Runner:
         self.log("%-18s saved %d/%d artifacts (%d TF import(s))" % (env, saved, len(items), out.processes))
 
     def _check(self, consumer: str) -> None:
-        plain, code = [], []
+        plain: list[dict] = []
+        code: list[dict] = []
         metas, _ = self.store.saves(self.sel)
         for (producer, fx, fmt), meta in metas.items():
             if meta.get("status") != "saved" or self.matrix.exclusion_for(producer, consumer, fx, fmt):
@@ -202,7 +203,7 @@ class Runner:
                          "keras": spec.keras if spec.keras != "tf-keras" else "tf-keras " + str(spec.tf_keras),
                          "spec": spec.describe(), "requirements": spec.requirements(),
                          "recipes": list(spec.recipes), "error": self.state.env_errors.get(env)})
-        counts = {}
+        counts: dict[str, int] = {}
         for rec in records:
             counts[rec["outcome"]] = counts.get(rec["outcome"], 0) + 1
         prior = meta.get("segments", [])

@@ -42,9 +42,9 @@ HINTS = [
     ("state the format does not hold", "the model keeps state outside its tracked variables "
      "(a tf.Variable Keras does not track): create it with add_weight, or assign it to a tracked "
      "attribute, so formats save it"),
-    ("optimizer_state", "the optimizer state was not restored: for a Keras 2 SavedModel call "
-     "model.load_weights(path) after load_model (keras-team/keras#16983); otherwise resuming training "
-     "starts a fresh optimizer"),
+    ("optimizer_state", "the optimizer state did not come back, so resuming training starts a fresh "
+     "optimizer (with compile=False that is the remedy's own cost; from a Keras 2 SavedModel, "
+     "model.load_weights(path) after load_model restores it, keras-team/keras#16983)"),
     ("custom_classes", "custom classes came back as generic placeholders: pass custom_objects so "
      "they are rebuilt as themselves"),
 ]

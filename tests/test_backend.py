@@ -1,8 +1,7 @@
 """The tox backend's env-state record: reuse when the spec is unchanged, recreate when it changes."""
 
-import subprocess
-
 import os
+import subprocess
 
 import pytest
 

@@ -211,3 +211,19 @@ def test_a_savedmodel_loaded_as_a_keras_model_also_has_its_serving_signature_che
     ctx.tf = TF
     got, detail = check._serving(ctx, "p", X, Model(1234).predict(X), TOLS["predictions"])
     assert got is ok
+
+
+def test_native_log_lines_that_say_state_was_skipped_are_attached_and_others_stay_in_the_log():
+    import os
+    import warnings
+
+    from harness.worker.capture import Captured
+
+    with Captured(native=True) as cap:
+        warnings.warn("python-level warning", UserWarning, stacklevel=1)
+        os.write(2, b"W tensorflow: Value in checkpoint could not be found in the restored object: (root).v\n")
+        os.write(2, b"I tensorflow: oneDNN custom operations are on\n")
+        os.write(2, b"Saved artifact at '/x/untracked_variable/export'\n")
+    assert "UserWarning: python-level warning" in cap.messages
+    assert any(m.startswith("log: ") and "could not be found" in m for m in cap.messages)
+    assert not any("oneDNN" in m or "Saved artifact" in m for m in cap.messages)

@@ -123,3 +123,21 @@ def test_ctrl_c_stops_at_once_and_resume_finishes(tmp_path):
     assert resumed.returncode == 0, out
     recs = records(tmp_path)
     assert len(recs) == 6 and all(r["outcome"] not in ("crash", "timeout") for r in recs)
+
+
+def test_a_hang_mid_ladder_is_one_more_attempt_not_the_verdict(tmp_path):
+    # A Keras 2 SavedModel of a custom layer loads with no remedy, degraded (placeholder class, no
+    # optimizer state). The custom_objects rung then hangs, twice: the timeout joins the attempts and
+    # the cell stays what the user got. On the engine before worker w3 the cell said `timeout`.
+    key = "check|%s|%s|custom_layer|savedmodel" % (ENV, ENV)
+    proc = start(tmp_path, "run", "--only", ENV, "--fixtures", "custom_layer", "--formats", "savedmodel",
+                 "--timeout", "20", env={"TFCOMPAT_WORKER_PAUSE": key + "|rung:custom_objects",
+                                         "TFCOMPAT_WORKER_PAUSE_S": "600"})
+    out, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, out
+    (rec,) = records(tmp_path)
+    assert [(a["remedy"], a["outcome"]) for a in rec["attempts"]] == [(None, "degraded"),
+                                                                      ("custom_objects", "timeout")]
+    assert rec["outcome"] == "degraded" and "custom_classes" in rec["lost"]
+    evs = events(journal(tmp_path, "check-remedies"))
+    assert sum(1 for e in evs if e.get("event") == "start" and e["key"] == key) == 2  # retried once, alone

@@ -11,12 +11,15 @@ import sys
 
 import pytest
 
+from harness.matrix import load_matrix
 from harness.records import FIELDS
+from harness.worker import WORKER_VERSION
 
 pytestmark = pytest.mark.e2e
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 K2, K3 = "tf2.15", "tf2.16-keras3"
+FIXTURES = [f.name for f in load_matrix(os.path.join(ROOT, "matrix.yaml")).fixtures]
 
 
 def tfcompat(*args, env=None, **kw):
@@ -45,6 +48,13 @@ def cell(run, producer, consumer, fixture, fmt):
     return found[0]
 
 
+def cell_or_save_error(run, producer, fixture, fmt):
+    """The artifact's save-error record if it could not be saved, else its same-env cell."""
+    found = [r for r in run["records"] if r["consumer"] is None and (r["producer"], r["fixture"], r["format"])
+             == (producer, fixture, fmt)]
+    return found[0] if found else cell(run, producer, producer, fixture, fmt)
+
+
 def plain(rec):
     return next(a for a in rec["attempts"] if a["remedy"] is None)
 
@@ -53,10 +63,12 @@ def test_every_cell_has_one_record_with_the_stable_keys(run):
     recs = run["records"]
     for rec in recs:
         assert set(FIELDS) <= set(rec), set(FIELDS) - set(rec)
-        assert rec["schema"] == 1
-    # 4 fixtures x 8 formats x 2 producers; each artifact either a save-error row or 2 consumer rows
+        assert rec["schema"] == 2 and rec["worker_version"] == WORKER_VERSION
+    # fixtures x 8 formats x 2 producers; each artifact either a save-error row or 2 consumer rows
     artifacts = {(r["producer"], r["fixture"], r["format"]) for r in recs}
-    assert len(artifacts) == 2 * 4 * 8
+    assert len(artifacts) == 2 * len(FIXTURES) * 8
+    unsaved = sum(1 for r in recs if r["consumer"] is None)
+    assert len(recs) == unsaved + 2 * (len(artifacts) - unsaved)
     versions = cell(run, K2, K3, "control", "h5")["versions"]
     assert versions["producer"]["tensorflow"] == "2.15.1"
     assert versions["consumer"]["keras"] == "3.3.3"
@@ -153,7 +165,7 @@ def test_serving_artifacts_cross_keras_versions(run):
             rec = cell(run, producer, consumer, "custom_layer", fmt)
             assert rec["outcome"] == "pass", (fmt, producer, consumer, rec["message"])
             assert rec["max_abs_diff"] is not None and rec["max_abs_diff"] <= 1e-5
-            assert rec["tolerance"] == {"atol": 1e-5, "rtol": 1e-5}
+            assert rec["tolerances"]["predictions"] == {"atol": 1e-5, "rtol": 1e-5}
 
 
 def test_weights_files_restore_into_rebuilt_models(run):
@@ -184,6 +196,108 @@ def test_check_phases_run_without_network(run):
     for env in (K2, K3):
         for phase in ("check-plain", "check-remedies"):
             with open(run_dir / "journals" / ("%s.%s.jsonl" % (env, phase))) as fh:
-                readies = [json.loads(l) for l in fh if '"ready"' in l]
+                readies = [json.loads(line) for line in fh if "\"ready\"" in line]
             assert readies and all(r["net_interfaces"] == ["lo"] for r in readies)
     assert run["meta"]["check_network"].startswith("off")
+
+
+def test_a_custom_class_remedy_carries_custom_objects_in_every_rung(run):
+    # The user who needs custom_objects needs them with the legacy Keras too: the rung says so.
+    rec = cell(run, K2, K3, "custom_layer", "h5")
+    assert rec["outcome"] == "pass-with-remedy" and rec["remedy"] == "custom_objects+legacy_keras"
+    assert rec["remedy_cost"] and "Keras 2" in rec["remedy_cost"]
+    # control names no custom class: no rung of its ladder passes custom_objects
+    for producer, consumer in ((K2, K3), (K3, K2), (K2, K2)):
+        for fmt in ("h5", "keras", "savedmodel"):
+            for a in cell(run, producer, consumer, "control", fmt)["attempts"]:
+                assert "custom_objects" not in (a["remedy"] or "")
+
+
+def test_checkpoint_restore_is_proven_variable_by_variable(run):
+    # tf.train.Checkpoint(model=..., optimizer=...) restored into a model rebuilt from code with other
+    # weights: every variable must come back as the producer's, with the optimizer's iterations.
+    rec = cell(run, K2, K2, "custom_optimizer", "checkpoint")
+    assert rec["outcome"] == "pass", rec["message"]
+    (a,) = rec["attempts"]
+    assert a["restore"]["changed"] == a["restore"]["variables"] > 0 and a["restore"]["unmatched"] == []
+    assert a["restore"]["iterations_before"] == 0
+    assert a["checks"] == {"predictions": True, "weights": True, "optimizer": True, "resume": True}
+    assert a["optimizer_detail"]["class_source"].startswith("fixture code")
+
+
+def test_keras2_savedmodel_revives_custom_layers_as_placeholders(run):
+    # A Keras 2 SavedModel loads without custom_objects, but the custom layer comes back as a revived
+    # generic class (https://www.tensorflow.org/guide/keras/serialization_and_saving#savedmodel_format:
+    # "the custom objects ... are revived" without their Python code).
+    first = plain(cell(run, K2, K2, "custom_layer", "savedmodel"))
+    assert first["outcome"] == "degraded" and "custom_classes" in first["lost"]
+    assert first["checks"]["classes"] is False and first["checks"]["predictions"] is True
+    assert first["checks"]["serving"] is True  # the SavedModel's own signature is exercised too
+
+
+def test_control_marks_only_where_control_fails_as_badly(run):
+    # Keras 3 .h5 does not load in Keras 2 (batch_shape) for control too: the pair is at fault.
+    assert cell(run, K3, K2, "custom_layer", "h5")["control_failed"] is True
+    assert cell(run, K2, K2, "custom_layer", "h5")["control_failed"] is False
+
+
+def test_save_warnings_are_recorded_apart_from_load_warnings(run):
+    # Keras 2.13+ warns that HDF5 via model.save() is legacy (keras-team/keras#18112 era docs).
+    rec = cell(run, K2, K2, "control", "h5")
+    assert any("legacy" in w and "HDF5" in w for w in rec["warnings"]["save"]), rec["warnings"]
+    assert not any("HDF5 file via `model.save()`" in w for w in rec["warnings"]["load"])
+
+
+# ---- the seed scenarios: hub_object, subclassed, raw_variable, untracked_variable ----------------
+
+def test_hub_layer_from_a_loaded_object_cannot_be_saved_as_config(run):
+    # tensorflow/hub KerasLayer.get_config: "Can only generate a valid config for
+    # `hub.KerasLayer(handle, ...)` that uses a string `handle`" (the classic Hub save failure).
+    for fmt in ("h5", "keras"):
+        rec = cell_or_save_error(run, K2, "hub_object", fmt)
+        assert rec["outcome"] == "save-error" and rec["error_type"] == "NotImplementedError"
+        assert "string `handle`" in rec["message"] and rec["save_error_kind"] == "exception"
+        assert "save_weights" in rec["hint"] and "tf.saved_model.save" in rec["hint"]
+    # ... and the documented workarounds work: weights only, or the whole graph with tf.saved_model
+    for fmt in ("weights", "tf_savedmodel"):
+        assert cell(run, K2, K2, "hub_object", fmt)["outcome"] == "pass"
+    # Under Keras 3 the layer cannot even be added (tensorflow/tensorflow#65419)
+    assert "Only instances of `keras.Layer`" in cell_or_save_error(run, K3, "hub_object", "h5")["message"]
+
+
+def test_subclassed_model_is_refused_by_hdf5_and_served_by_the_formats_that_need_no_config(run):
+    # Keras 2: "Saving the model to HDF5 format requires the model to be a Functional model or a
+    # Sequential model" (https://www.tensorflow.org/guide/keras/serialization_and_saving)
+    rec = cell_or_save_error(run, K2, "subclassed", "h5")
+    assert rec["outcome"] == "save-error" and "Functional model or a Sequential model" in rec["message"]
+    for fmt in ("weights", "checkpoint", "tf_savedmodel"):
+        assert cell(run, K2, K2, "subclassed", fmt)["outcome"] == "pass", fmt
+    # The class is needed to load it back: without the code the loader cannot rebuild it.
+    assert plain(cell(run, K2, K2, "subclassed", "keras"))["outcome"] == "load-error"
+
+
+def test_raw_variable_is_lost_silently_by_keras3(run):
+    # Keras 3 tracks only Keras variables: a tf.Variable made in __init__ is not saved, the reloaded
+    # layer makes a new one and predicts differently without an error.
+    for fmt in ("keras", "weights"):
+        rec = cell(run, K3, K3, "raw_variable", fmt)
+        assert rec["outcome"] == "wrong-output", (fmt, rec["outcome"], rec["message"])
+        assert rec["checks"]["predictions"] is False and rec["max_abs_diff"] > 1e-3
+    # Keras 2 tracks it: with the class it round-trips
+    assert cell(run, K2, K2, "raw_variable", "h5")["outcome"] == "pass-with-remedy"
+
+
+def test_untracked_variable_is_silent_state_loss_everywhere_it_loads(run):
+    # A tf.Variable on a plain Python object is seen by no tracker: weights files and checkpoints
+    # restore every variable they hold and the model still predicts differently (wrong-output, the
+    # worst), while SavedModel exports refuse the "untracked resource".
+    for env in (K2, K3):
+        rec = cell(run, env, env, "untracked_variable", "weights")
+        assert rec["outcome"] == "wrong-output"
+        assert "state the format does not hold" in rec["message"]
+        assert rec["attempts"][0]["restore"]["unmatched"] == []
+        save = cell_or_save_error(run, env, "untracked_variable", "tf_savedmodel")
+        assert save["outcome"] == "save-error" and "untracked" in save["message"]
+    rec = cell(run, K2, K2, "untracked_variable", "h5")
+    assert rec["outcome"] == "wrong-output" and rec["remedy"] == "custom_objects"
+    assert all(r["outcome"] != "pass" for r in run["records"] if r["fixture"] == "untracked_variable")

@@ -135,7 +135,8 @@ def test_repo_matrix_is_valid():
     m = load_matrix(os.path.join(REPO, "matrix.yaml"))
     assert [e.id for e in m.environments] == ["tf2.12", "tf2.15", "tf2.16-keras3", "tf2.16-tfkeras", "tf2.21-keras3"]
     assert {e.python for e in m.environments} == {"3.11"}
-    assert [f.name for f in m.fixtures] == ["control", "custom_layer", "hub_layer", "custom_optimizer"]
+    assert [f.name for f in m.fixtures] == ["control", "custom_layer", "hub_layer", "custom_optimizer", "hub_object",
+                                            "subclassed", "raw_variable", "untracked_variable"]
     assert len(m.formats) == 8
 
 

@@ -6,11 +6,11 @@ import subprocess
 import sys
 
 import pytest
+from packaging.specifiers import SpecifierSet
 
 from harness.errors import ConfigError
 from harness.matrix import load_matrix, profile_paths as profiles
 from harness.recipes import Rule, load_rules, pins_for
-from packaging.specifiers import SpecifierSet
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -6,6 +6,7 @@ from harness import index
 from harness.errors import ConfigError
 from harness.matrix import load_matrix
 
+
 def write(tmp_path, envs):
     (tmp_path / "fixtures").mkdir(exist_ok=True)
     (tmp_path / "fixtures" / "control.py").write_text("")

@@ -1,8 +1,8 @@
 """records.assemble on synthetic journals (tests/synth.py): what a cell says about what happened."""
 
-from harness.records import harness_defects
-
 from synth import SynthRun, att
+
+from harness.records import harness_defects
 
 A, B = "tf2.15", "tf2.16-k3"
 

@@ -98,6 +98,41 @@
     });
     return add(body, table);
   }
+  function remedyText(name) {
+    var names = name.split("+");
+    var labels = names.map(function (n) { return data.remedies[n] ? data.remedies[n].label : n; });
+    var shorts = names.map(function (n) { return data.remedies[n] ? data.remedies[n].short : n; });
+    return name + " (" + shorts.join("+") + ": " + labels.join(" + ") + ")";
+  }
+  function more(w) {
+    var k = w.total - w.shown.length;
+    return k > 0 ? "... and " + k + " more (results.jsonl has all)" : null;
+  }
+  function warningList(title, w) {
+    section(title + " (" + w.total + ")");
+    var ul = add(body, el("ul", "warnings"));
+    w.shown.forEach(function (text) { add(ul, el("li", "msgtext", text)); });
+    if (more(w)) { add(ul, el("li", "na", more(w))); }
+  }
+  function sourceNode(src) {
+    if (/^https:\/\//.test(src)) {
+      var a = el("a", null, src);
+      a.href = src;
+      a.rel = "noopener noreferrer";
+      a.target = "_blank";
+      return a;
+    }
+    return el("span", "mono", src);
+  }
+  function restoreText(r) {
+    var text = "restore: changed " + r.changed + " of " + r.variables + " variables";
+    var un = r.unmatched || [];
+    if (un.length) { text += "; not matching the producer: " + un.slice(0, 5).join(", ") + (un.length > 5 ? " (+" + (un.length - 5) + " more)" : ""); }
+    if (r.missing) { text += "; " + r.missing + " missing"; }
+    return text;
+  }
+  function tolText(t) { return "atol " + num(t.atol) + ", rtol " + num(t.rtol); }
+
   function versionBlock(label, idx) {
     var v = idx === null || idx === undefined ? null : data.versions[idx];
     var box = add(body, el("div"));
@@ -131,22 +166,35 @@
     current = td;
     td.classList.add("sel");
     body.textContent = "";
-    var where = d.consumer ? d.producer + " \u2192 " + d.consumer : d.producer + " (artifact, all consumers)";
+    var where = d.consumer ? d.producer + " \u2192 " + d.consumer
+      : d.producer + (d.outcome === "env-error" ? " (producer env, all consumers)" : " (artifact, all consumers)");
     add(body, el("h3", null, where + " \u00b7 " + (d.fixture || "-") + " \u00b7 " + (d.format || "-")));
     var head = add(body, el("p"));
     add(head, el("span", "chip o-" + d.outcome, data.codes[d.outcome] || "?"));
-    add(head, document.createTextNode(" " + d.outcome + (d.remedy ? " with remedy " + d.remedy : "")));
-    var bad = ["degraded", "load-error", "crash", "timeout", "wrong-output"].indexOf(d.outcome) >= 0;
+    add(head, document.createTextNode(" " + d.outcome + (d.remedy ? " with remedy " + d.remedy + " (" + d.remedy_short + ")" : "")));
+    var verdicts = data.verdicts;  /* least to most severe */
+    var bad = verdicts.indexOf(d.outcome) >= verdicts.indexOf("degraded");
+    if (d.outcome === "harness-error") {
+      add(body, el("p", "note harness", "Harness defect: " + (d.harness_defect || d.message || "?") +
+        ". Not a verdict: the harness cannot stand behind this result (a failed honesty check or precondition), and the run failed."));
+    }
     if (d.same_env) {
       add(body, el("p", "note" + (bad ? " defect" : ""), bad
         ? "Same-version defect: producer and consumer are the same env, so this is a defect of the framework or of the fixture, not a cross-version break."
         : "Same env: producer = consumer."));
     }
     if (d.control_failed && d.outcome !== "pass") {
-      add(body, el("p", "note control", "control also fails in this producer/consumer/format cell: the failure belongs to the format/env pair, not to the " + (d.fixture || "fixture") + " feature."));
+      add(body, el("p", "note control", d.outcome === "save-error"
+        ? "control could not be saved in this producer/format either: the failure belongs to the format/env pair."
+        : "control also fails in this producer/consumer/format cell: the failure belongs to the format/env pair, not to the " + (d.fixture || "fixture") + " feature."));
     }
     if (d.outcome === "save-error") {
-      add(body, el("p", "note", "The producer could not save this artifact; no consumer could check it."));
+      add(body, el("p", "note", "The producer could not save this artifact (" +
+        (data.save_error_kinds[d.save_error_kind] || "save failed") + "); no consumer could check it."));
+    }
+    if (d.reason || d.source) {
+      section(d.outcome === "not-applicable" ? "Not applicable" : "Reason");
+      kvTable([["reason", d.reason], ["source", d.source ? sourceNode(d.source) : null]]);
     }
     if (d.expectation) {
       section("Expectation (matrix.yaml)");
@@ -155,30 +203,39 @@
         return [k, typeof exp[k] === "object" ? JSON.stringify(exp[k]) : exp[k]];
       }) : [["expected", exp]]);
     }
-    section("Result");
-    var tol = d.tolerance ? "atol " + num(d.tolerance.atol) + ", rtol " + num(d.tolerance.rtol) : "-";
-    kvTable([
-      ["remedy", d.remedy || (d.outcome === "pass" ? "none needed" : "-")],
-      ["lost", d.lost && d.lost.length ? d.lost.join(", ") : "-"],
-      ["max abs diff", num(d.max_abs_diff)],
-      ["max rel diff", num(d.max_rel_diff)],
-      ["tolerance", tol],
-      ["duration", d.duration_s === null || d.duration_s === undefined ? "-" : num(d.duration_s) + " s"]
-    ]);
-    if (d.error_type || d.message) {
-      section("Error");
+    var checked = d.outcome === "harness-error" || verdicts.indexOf(d.outcome) >= 0;
+    if (checked) {
+      section("Result");
+      var rows = [["remedy", d.remedy ? remedyText(d.remedy)
+        : (d.outcome === "pass" ? "none needed" : "none (the canonical loader)")]];
+      if (d.remedy_cost) { rows.push(["what it costs", d.remedy_cost]); }
+      rows.push(["lost", d.lost && d.lost.length ? d.lost.join(", ") : "-"]);
+      if (d.promises && d.promises.length) { rows.push(["format promises", d.promises.join(", ")]); }
+      rows.push(["max abs diff", num(d.max_abs_diff)], ["max rel diff", num(d.max_rel_diff)]);
+      (d.tolerances || []).forEach(function (t) { rows.push(["tolerance (" + t[0] + ")", tolText(t[1])]); });
+      rows.push(["duration", d.duration_s === null || d.duration_s === undefined ? "-" : num(d.duration_s) + " s"]);
+      kvTable(rows);
+    } else if (d.outcome === "save-error") {
+      section("Save");
+      kvTable([["save failure", data.save_error_kinds[d.save_error_kind] || d.save_error_kind || "-"],
+        ["format promises", d.promises && d.promises.length ? d.promises.join(", ") : "-"]]);
+    }
+    if ((d.error_type || d.message) && !(d.outcome === "not-applicable" && d.reason)) {
+      section(checked || d.outcome === "save-error" || d.outcome === "env-error" ? "Error" : "Message");
       var p = add(body, el("p", "msgtext"));
       if (d.error_type) { add(p, el("b", "mono", d.error_type + ": ")); }
       add(p, document.createTextNode(d.message || ""));
     }
     if (d.hint) { section("Hint"); add(body, el("p", "msgtext", d.hint)); }
-    if (d.checks) {
+    var checks = d.checks ? data.checks.filter(function (k) { return k in d.checks; })
+      .concat(Object.keys(d.checks).filter(function (k) { return data.checks.indexOf(k) < 0; })) : [];
+    if (checks.length) {
       section("Checks");
-      kvTable(["predictions", "classes", "optimizer", "resume"].map(function (k) { return [k, yesno(d.checks[k])]; }));
+      kvTable(checks.map(function (k) { return [k, yesno(d.checks[k])]; }));
     }
     if (d.attempts && d.attempts.length) {
       section("Attempts (" + d.attempts.length + ")");
-      var table = add(body, el("table"));
+      var table = add(body, el("table", "attempts"));
       var hr = add(table, el("tr"));
       ["#", "remedy", "ok", "outcome", "error", "diff"].forEach(function (h) { add(hr, el("th", null, h)); });
       d.attempts.forEach(function (a, i) {
@@ -186,25 +243,32 @@
         add(tr, el("td", null, i + 1));
         add(tr, el("td", "mono", a.remedy || "none"));
         add(tr, el("td")).appendChild(yesno(a.ok));
-        add(tr, el("td", null, a.outcome || "-"));
+        add(tr, el("td", null, (a.outcome || "-") + (a.lost && a.lost.length ? " (lost " + a.lost.join(", ") + ")" : "")));
         var err = add(tr, el("td", "msgtext"));
         if (a.error_type) { add(err, el("b", "mono", a.error_type + ": ")); }
         add(err, document.createTextNode(a.message || (a.error_type ? "" : "-")));
-        if (a.warnings && a.warnings.length) { add(err, el("div", "na", "warnings: " + a.warnings.join(" | "))); }
+        if (a.harness_defect) { add(err, el("div", "bad", "harness defect: " + a.harness_defect)); }
+        if (a.fixtures_absent === false) {
+          add(err, el("div", "bad", "fixture code was loaded, registered or importable in this no-remedy attempt"));
+        }
+        if (a.restore) { add(err, el("div", "mono small", restoreText(a.restore))); }
+        (a.notes || []).forEach(function (n) { add(err, el("div", "small", n)); });
+        if (a.phase) { add(err, el("div", "na", "in the " + a.phase + " process")); }
+        var w = a.warnings;
+        if (w && w.total) {
+          add(err, el("div", "na", "warnings (" + w.total + "): " + w.shown.join(" | ") + (more(w) ? " " + more(w) : "")));
+        }
         add(tr, el("td", "mono", a.max_abs_diff === null || a.max_abs_diff === undefined ? "-"
           : num(a.max_abs_diff) + " / " + num(a.max_rel_diff)));
       });
     }
-    if (d.warnings && d.warnings.length) {
-      section("Warnings (" + d.warnings.length + ")");
-      var ul = add(body, el("ul"));
-      d.warnings.forEach(function (w) { add(ul, el("li", "msgtext", w)); });
-    }
+    var warnTitles = { save: "Warnings at save", load: "Warnings at load" };
+    (d.warnings || []).forEach(function (w) { warningList(warnTitles[w[0]] || "Warnings", w[1]); });
     if (d.traceback) { section("Traceback (excerpt)"); add(body, el("pre", null, d.traceback)); }
     section("Versions (as installed)");
     versionBlock("producer " + d.producer, d.pv);
     if (d.consumer) { versionBlock("consumer " + d.consumer, d.cv); }
-    var imports = d.tf_imports && d.tf_imports.consumer;
+    var imports = d.consumer && d.tf_imports && d.tf_imports.consumer;
     if (imports && Object.keys(imports).length) {
       section("TF imports (consumer)");
       kvTable(Object.keys(imports).map(function (k) { return [k, imports[k]]; }));
@@ -223,7 +287,22 @@
   }
 
   /* ---- wiring ---- */
+  function cellByKey(key) {
+    var hit = all("td.cell[data-key]").filter(function (td) { return td.getAttribute("data-key") === key; });
+    return hit.length ? hit[0] : null;
+  }
   document.addEventListener("click", function (ev) {
+    var link = ev.target.closest ? ev.target.closest("a.cell-link") : null;
+    if (link) {
+      ev.preventDefault();
+      var target = cellByKey(link.getAttribute("data-key"));
+      if (target) {
+        if (target.classList.contains("off")) { $("f-reset").click(); }
+        target.scrollIntoView({ block: "center" });
+        openDetails(target);
+      }
+      return;
+    }
     var td = ev.target.closest ? ev.target.closest("td.cell[data-i]") : null;
     if (td && !td.classList.contains("off")) { openDetails(td); }
   });
@@ -245,9 +324,6 @@
   Object.keys(filters).forEach(function (k) { setSelect(filters[k], state[k]); });
   nonpass.checked = state.nonpass === "1";
   applyFilters();
-  if (state.cell) {
-    var hit = all("td.cell[data-key]").filter(function (td) { return td.getAttribute("data-key") === state.cell; });
-    if (hit.length) { openDetails(hit[0]); }
-  }
+  if (state.cell && cellByKey(state.cell)) { openDetails(cellByKey(state.cell)); }
   document.documentElement.setAttribute("data-report-ready", String(data.cells.length));
 }());

@@ -12,7 +12,7 @@ import warnings
 # TF's C++ log lines stay in the worker log; these ones say the saved state was not all used, so
 # they are attached to the attempt too.
 KNOWN_NATIVE = re.compile(
-    r"untracked|not restored|could not be found in the restored|Unresolved object|"
+    r"\buntracked\b|not restored|could not be found in the restored|Unresolved object|"
     r"[Ss]kipping (loading )?(of )?weights|were not (loaded|used)|Value in checkpoint", re.I)
 
 
@@ -76,7 +76,7 @@ class Captured(object):
             self.messages.append("%s: %s" % (w.category.__name__, w.message))
         self._catch.__exit__(*exc)
         seen = []
-        for m in self.messages + ["native: " + n for n in native]:
+        for m in self.messages + ["log: " + n for n in native]:
             m = m.strip()[:2000]
             if m and m not in seen:
                 seen.append(m)
