@@ -251,7 +251,7 @@ def test_save_warnings_are_recorded_apart_from_load_warnings(run):
 # ---- the seed scenarios: hub_object, subclassed, raw_variable, untracked_variable ----------------
 
 def test_hub_layer_from_a_loaded_object_cannot_be_saved_as_config(run):
-    # tensorflow/hub KerasLayer.get_config: "Can only generate a valid config for
+    # tensorflow/hub#343, KerasLayer.get_config: "Can only generate a valid config for
     # `hub.KerasLayer(handle, ...)` that uses a string `handle`" (the classic Hub save failure).
     for fmt in ("h5", "keras"):
         rec = cell_or_save_error(run, K2, "hub_object", fmt)
@@ -267,7 +267,7 @@ def test_hub_layer_from_a_loaded_object_cannot_be_saved_as_config(run):
 
 def test_subclassed_model_is_refused_by_hdf5_and_served_by_the_formats_that_need_no_config(run):
     # Keras 2: "Saving the model to HDF5 format requires the model to be a Functional model or a
-    # Sequential model" (https://www.tensorflow.org/guide/keras/serialization_and_saving)
+    # Sequential model" (tensorflow/tensorflow#29545, #37945)
     rec = cell_or_save_error(run, K2, "subclassed", "h5")
     assert rec["outcome"] == "save-error" and "Functional model or a Sequential model" in rec["message"]
     for fmt in ("weights", "checkpoint", "tf_savedmodel"):
@@ -278,7 +278,8 @@ def test_subclassed_model_is_refused_by_hdf5_and_served_by_the_formats_that_need
 
 def test_raw_variable_is_lost_silently_by_keras3(run):
     # Keras 3 tracks only Keras variables: a tf.Variable made in __init__ is not saved, the reloaded
-    # layer makes a new one and predicts differently without an error.
+    # layer makes a new one and predicts differently without an error (tensorflow/docs#2401: such a
+    # layer "breaks standard Keras functionality for training, saving, and inspection"; keras#16797).
     for fmt in ("keras", "weights"):
         rec = cell(run, K3, K3, "raw_variable", fmt)
         assert rec["outcome"] == "wrong-output", (fmt, rec["outcome"], rec["message"])
@@ -290,7 +291,7 @@ def test_raw_variable_is_lost_silently_by_keras3(run):
 def test_untracked_variable_is_silent_state_loss_everywhere_it_loads(run):
     # A tf.Variable on a plain Python object is seen by no tracker: weights files and checkpoints
     # restore every variable they hold and the model still predicts differently (wrong-output, the
-    # worst), while SavedModel exports refuse the "untracked resource".
+    # worst), while SavedModel exports refuse the "untracked resource" (tensorflow/tensorflow#61347).
     for env in (K2, K3):
         rec = cell(run, env, env, "untracked_variable", "weights")
         assert rec["outcome"] == "wrong-output"
@@ -300,4 +301,6 @@ def test_untracked_variable_is_silent_state_loss_everywhere_it_loads(run):
         assert save["outcome"] == "save-error" and "untracked" in save["message"]
     rec = cell(run, K2, K2, "untracked_variable", "h5")
     assert rec["outcome"] == "wrong-output" and rec["remedy"] == "custom_objects"
-    assert all(r["outcome"] != "pass" for r in run["records"] if r["fixture"] == "untracked_variable")
+    # Only the traced serving export carries the value along (as a captured constant).
+    passing = {r["format"] for r in run["records"] if r["fixture"] == "untracked_variable" and r["outcome"] == "pass"}
+    assert passing <= {"export"}, passing
