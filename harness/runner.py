@@ -18,7 +18,7 @@ from .backends import get_backend
 from .errors import ConfigError, EnvError, TfcompatError
 from .matrix import Matrix
 from .records import annotate_expectations, assemble, expectation_summary, harness_defects
-from .store import RunStore, Selection, check_key, latest_run_dir, new_run_dir, save_key  # noqa: F401
+from .store import RunStore, Selection, check_key, save_key
 from .verdict import passed
 from .worker import WORKER_VERSION
 from .worker.formats import FORMATS
