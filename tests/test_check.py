@@ -227,3 +227,50 @@ def test_native_log_lines_that_say_state_was_skipped_are_attached_and_others_sta
     assert "UserWarning: python-level warning" in cap.messages
     assert any(m.startswith("log: ") and "could not be found" in m for m in cap.messages)
     assert not any("oneDNN" in m or "Saved artifact" in m for m in cap.messages)
+
+
+def test_preprocessing_adapts_on_the_producers_stored_arrays_not_regenerated_ones():
+    # Failed on main: build() called data(ctx) again, so a consumer's rebuild adapted on arrays it
+    # regenerated from seeds instead of the producer's stored ones.
+    from harness.worker.context import load_fixture
+
+    adapted = []
+
+    class Layer:
+        def __init__(self, *a, **k):
+            pass
+
+        def adapt(self, x):
+            adapted.append(x)
+
+        def __call__(self, x):
+            return x
+
+    class Layers:
+        Normalization = Layer
+
+        def Dense(self, *a, **k):
+            return Layer()
+
+    class Keras:
+        layers = Layers()
+
+        class optimizers:
+            Adam = Layer
+
+        def Input(self, shape):
+            return "in"
+
+        def Model(self, *a, **k):
+            class M:
+                def compile(self, **k):
+                    pass
+            return M()
+
+    fixture = load_fixture("preprocessing", __file__.replace("tests/test_check.py", "fixtures/preprocessing.py"))
+    ctx = Ctx()
+    ctx.keras = Keras()
+    stored = np.full((3, 4), 7.0, dtype="float32")
+    ctx.arrays = (stored, None, None)
+    fixture.build(ctx)
+    assert adapted and adapted[0] is stored
