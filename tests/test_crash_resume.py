@@ -24,7 +24,13 @@ def start(tmp_path, *args, env=None):
     cmd = [sys.executable, "-m", "harness", "--matrix", os.path.join(ROOT, "matrix.yaml"),
            "--state-dir", str(tmp_path / "state"), "--reports", str(tmp_path / "reports"), *args]
     return subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True, preexec_fn=_as_a_terminal)
+
+
+def _as_a_terminal() -> None:
+    # A terminal's Ctrl-C reaches a program with SIGINT at its default; a background job of a
+    # non-interactive shell (as CI may run us) inherits SIGINT ignored, and Python keeps that.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def events(path):
