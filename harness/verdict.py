@@ -122,6 +122,10 @@ def _hint(outcome: str, remedy: str | None, text: str) -> str | None:
     found = hint_for(text)
     if remedy and outcome == "pass-with-remedy":
         return remedy_hint(remedy)
+    if outcome == "wrong-output":
+        # No rung repairs silent corruption: say what is known of its cause, not how to "reach" it.
+        return found or ("it loads without error but predicts differently: do not use this artifact "
+                         "here; re-export it in a format whose cell passes")
     if remedy and found:
         return "best reached with: %s. Still: %s" % (remedy_hint(remedy), found)
     return found or remedy_hint(remedy)

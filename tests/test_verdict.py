@@ -101,3 +101,8 @@ def test_passed_is_decided_in_one_place():
     assert passed({"attempts": [att(None, "degraded"), att("custom_objects", "pass")]})
     assert not passed({"attempts": [att(None, "wrong-output")]})
     assert not passed(None)
+
+
+def test_a_wrong_output_hint_does_not_recommend_the_rung_that_produced_it():
+    v = combine([att(None, "load-error", message="Unknown layer"), att("custom_objects", "wrong-output")])
+    assert "best reached" not in v["hint"] and "re-export" in v["hint"]
