@@ -273,17 +273,15 @@ def _serving(ctx, path, x_eval, outputs, tol):
 
 
 def _classes_are_themselves(ctx, model, classes, fixture):
-    found = {}
-    for name, recorded in class_paths(model, classes).items():
-        found[name] = recorded
+    found = class_paths(model, classes)
     wanted = fixture.custom_objects(ctx) if fixture is not None else {}
     objs = [model] + list(getattr(model, "layers", [])) + [getattr(model, "optimizer", None)]
-    types = dict((type(o).__name__, type(o)) for o in objs if o is not None)
+    by_name = dict((type(o).__name__, type(o)) for o in objs if o is not None)
     for name, recorded in classes.items():
         if name not in found:
             return False
         if name in wanted:
-            if types[name] is not wanted[name]:
+            if by_name[name] is not wanted[name]:
                 return False
         elif found[name] != recorded:
             return False
