@@ -147,3 +147,17 @@ def test_a_hang_mid_ladder_is_one_more_attempt_not_the_verdict(tmp_path):
     assert rec["outcome"] == "degraded" and "custom_classes" in rec["lost"]
     evs = events(journal(tmp_path, "check-remedies"))
     assert sum(1 for e in evs if e.get("event") == "start" and e["key"] == key) == 2  # retried once, alone
+
+
+def test_an_artifact_whose_save_hangs_is_one_save_error_and_the_rest_goes_on(tmp_path):
+    # The save worker hangs on one artifact, twice: that artifact is a save-error of kind timeout,
+    # shown once (not a crash per consumer); the other artifact is saved and checked as usual.
+    proc = start(tmp_path, "run", "--only", ENV, "--fixtures", "control", "--formats", "h5,keras",
+                 "--timeout", "20", env={"TFCOMPAT_WORKER_PAUSE": "save|control|h5", "TFCOMPAT_WORKER_PAUSE_S": "600"})
+    out, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, out
+    recs = {r["format"]: r for r in records(tmp_path)}
+    assert len(records(tmp_path)) == 2
+    assert recs["h5"]["outcome"] == "save-error" and recs["h5"]["consumer"] is None
+    assert recs["h5"]["save_error_kind"] == "timeout" and "hung" in recs["h5"]["message"]
+    assert recs["keras"]["outcome"] == "pass"
