@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
 
 from . import results
+from .backends.base import Launch, Launcher
 
 WORKER_MAIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker", "main.py")
 
@@ -33,7 +33,7 @@ class WorkerRequest:
     """One batch of items for one env, phase and mode."""
 
     env_id: str
-    command: tuple[str, ...]  # how to start the env's python, e.g. ("/x/.tox/tf2.15/bin/python",)
+    launcher: Launcher  # starts and kills processes in the env (the backend's launch contract)
     phase: str  # "save" | "check"
     mode: str | None  # "plain" | "remedies" for checks
     items: tuple[dict, ...]
@@ -42,6 +42,7 @@ class WorkerRequest:
     import_timeout: float = 600.0
     env: dict = field(default_factory=dict)
     cwd: str = "."
+    offline: bool = False  # check phases: no network, where the backend can
     worker_main: str = WORKER_MAIN
 
 
@@ -144,13 +145,8 @@ def _spawn(request: WorkerRequest, items: list[dict], out: WorkerOutcome):
                    "journal": request.journal, "items": list(items), "timeout": request.timeout}, fh)
     log_path = request.journal + ".log"
     offset = os.path.getsize(request.journal) if os.path.exists(request.journal) else 0
-    env = dict(os.environ)
-    env.update(request.env)
-    env.pop("PYTHONPATH", None)
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen([*request.command, "-I", request.worker_main, job_path], cwd=request.cwd,
-                                env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+    proc = request.launcher.launch(Launch(args=("-I", request.worker_main, job_path), cwd=request.cwd,
+                                          log=log_path, env=dict(request.env), offline=request.offline))
     out.processes += 1
     started = time.monotonic()
     ready = False
@@ -158,7 +154,7 @@ def _spawn(request: WorkerRequest, items: list[dict], out: WorkerOutcome):
     pos = offset
     while True:
         if STOP.is_set():
-            _kill(proc)
+            request.launcher.kill(proc)
             raise Interrupted(request.env_id)
         pos, events = _new_events(request.journal, pos)
         for ev in events:
@@ -189,11 +185,11 @@ def _spawn(request: WorkerRequest, items: list[dict], out: WorkerOutcome):
             return "crash", current, detail
         now = time.monotonic()
         if not ready and now - started > request.import_timeout:
-            _kill(proc)
+            request.launcher.kill(proc)
             return "no-import", None, {"message": "TensorFlow import took over %ss" % request.import_timeout,
                                        "error_type": "Timeout", "traceback": _tail(log_path)}
         if current is not None and current_t is not None and now - current_t > request.timeout:
-            _kill(proc)
+            request.launcher.kill(proc)
             return "timeout", current, {"message": "no result within %ss; the process was killed"
                                         % request.timeout, "error_type": "Timeout",
                                         "traceback": _tail(log_path)}
@@ -216,14 +212,6 @@ def _new_events(path: str, pos: int) -> tuple[int, list[dict]]:
         except ValueError:
             continue
     return pos + end + 1, events
-
-
-def _kill(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except OSError:
-        pass
-    proc.wait()
 
 
 def _exit_text(code: int) -> str:

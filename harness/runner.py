@@ -184,11 +184,10 @@ class Runner:
         backend = self.backends[env]
         scratch = self.store.path("scratch", env)
         os.makedirs(scratch, exist_ok=True)
-        command = backend.command() if phase == "save" else backend.offline_prefix() + backend.command()
         req = process.WorkerRequest(
-            env_id=env, command=command, phase="save" if phase == "save" else "check",
+            env_id=env, launcher=backend.launcher(), phase="save" if phase == "save" else "check",
             mode=mode, items=tuple(items), journal=self.store.journal(env, phase), timeout=timeout,
-            env=backend.env_vars(), cwd=scratch)
+            env=backend.env_vars(), cwd=scratch, offline=phase != "save")
         return process.run(req) if items else process.WorkerOutcome()
 
     def _time(self, env: str, key: str, t: float) -> None:
@@ -215,7 +214,8 @@ class Runner:
                 "envs": envs, "tf_imports": self.store.tf_imports(self.sel.envs), "outcome_counts": counts,
                 "harness_defects": harness_defects(records),
                 "phase_times": _phase_times(self.state), "checks": len(records),
-                "check_network": "off (network namespace)" if any(b.offline_prefix() for b in self.backends.values())
+                "check_network": "off (network namespace)"
+                if any(b.launcher().goes_offline() for b in self.backends.values())
                 else "on (this backend cannot switch it off here)"}
 
 

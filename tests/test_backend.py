@@ -27,7 +27,7 @@ class FakeTox:
     def __call__(self, cmd, **kw):
         self.calls.append(cmd)
         if self.code == 0:
-            py = self.backend.command()[0]
+            py = self.backend.python()
             os.makedirs(os.path.dirname(py), exist_ok=True)
             open(py, "w").close()
         return subprocess.CompletedProcess(cmd, self.code)
@@ -71,3 +71,25 @@ def test_failed_build_is_env_error_with_the_reason(tmp_path, monkeypatch):
     monkeypatch.setattr(subprocess, "run", failing)
     with pytest.raises(EnvError, match="no version of tensorflow==9.9"):
         backend.create()
+
+
+def test_local_launcher_keeps_the_launch_contract(tmp_path, monkeypatch):
+    # process.py only says Launch(args, cwd, log, env, offline): the launcher starts the env's Python
+    # with them, in its own session, offline in a fresh network namespace where that works here.
+    import sys
+
+    from harness.backends.base import Launch, LocalPython
+
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    launcher = LocalPython(sys.executable)
+    code = ("import os, socket; print(sorted(n for _, n in socket.if_nameindex()), os.getcwd(), "
+            "os.environ.get('X'), os.environ.get('PYTHONPATH'), os.getsid(0) == os.getpid())")
+    log = tmp_path / "log"
+    proc = launcher.launch(Launch(args=("-c", code), cwd=str(tmp_path), log=str(log), env={"X": "1"}, offline=True))
+    assert proc.wait(timeout=60) == 0
+    out = log.read_text()
+    assert "%s 1 None True" % tmp_path in out  # cwd, env, no PYTHONPATH, its own session
+    assert out.startswith("['lo']") == launcher.goes_offline()
+    hung = launcher.launch(Launch(args=("-c", "import time; time.sleep(600)"), cwd=str(tmp_path), log=str(log)))
+    launcher.kill(hung)
+    assert hung.returncode is not None

@@ -4,13 +4,14 @@ import os
 import sys
 
 from harness import process
+from harness.backends.base import LocalPython
 
 STUB = os.path.join(os.path.dirname(__file__), "stub_worker.py")
 
 
 def _request(tmp_path, keys, timeout=30.0):
     return process.WorkerRequest(
-        env_id="e", command=(sys.executable,), phase="check", mode="plain",
+        env_id="e", launcher=LocalPython(sys.executable), phase="check", mode="plain",
         items=tuple({"key": k} for k in keys), journal=str(tmp_path / "j.jsonl"),
         timeout=timeout, worker_main=STUB, cwd=str(tmp_path))
 

@@ -8,7 +8,7 @@ import sys
 
 from ..errors import EnvError
 from ..interpreters import find_python
-from .base import Backend
+from .base import Backend, Launcher, LocalPython
 
 
 class ToxBackend(Backend):
@@ -20,13 +20,16 @@ class ToxBackend(Backend):
         work = os.environ.get("TFCOMPAT_TOX_WORKDIR") or os.path.join(self.root, ".tox")
         return os.path.join(work, self.spec.id)
 
-    def command(self) -> tuple[str, ...]:
-        return (os.path.join(self.location(), "bin", "python"),)
+    def python(self) -> str:
+        return os.path.join(self.location(), "bin", "python")
+
+    def launcher(self) -> Launcher:
+        return LocalPython(self.python())
 
     def create(self) -> bool:
         python = find_python(self.spec.python)
         want = {"spec_hash": self.spec.spec_hash(python), "backend": self.name}
-        fresh = self.recorded_state() == want and os.path.exists(self.command()[0])
+        fresh = self.recorded_state() == want and os.path.exists(self.python())
         if fresh:
             return False
         cmd = [sys.executable, "-m", "tox", "run", "-c", os.path.join(self.root, "tox.ini"),
