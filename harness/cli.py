@@ -38,12 +38,15 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the matrix and write reports/")
     selection(run)
     run.add_argument("--jobs", "-j", type=int, default=2, help="environments worked on at once (default 2)")
-    run.add_argument("--backend", default="tox", help="environment backend (default: tox)")
+    run.add_argument("--backend", default=None, choices=("tox", "docker"),
+                     help="backend for the envs whose matrix entry names none (default: tox)")
     run.add_argument("--timeout", type=float, default=None, help="seconds per check (default: matrix check_timeout)")
     run.add_argument("--resume", nargs="?", const="latest", default=None, metavar="RUN_ID",
                      help="finish an interrupted run (default: the latest) without redoing finished work")
     rep = sub.add_parser("report", help="re-render reports/ from a stored run")
     rep.add_argument("--run", default="latest", help="run id (default: latest)")
+    envs = sub.add_parser("envs", help="list the built environments (tox envs, Docker images) and their state")
+    envs.add_argument("--prune", action="store_true", help="remove the stale and unused ones")
     plan = sub.add_parser("plan", help="what would run")
     selection(plan)
     plan.add_argument("--json", action="store_true", help="machine-readable output")
@@ -81,6 +84,10 @@ def _dispatch(args) -> int:
     if args.command == "plan":
         return _plan(matrix, rn.select(matrix, _split(args.only), _split(args.fixtures), _split(args.formats)),
                      args.json, root)
+    if args.command == "envs":
+        from .envs import envs
+
+        return envs(matrix, root, state_dir, args.prune)
     if args.command == "report":
         run_dir = store.latest_run_dir(state_dir) if args.run == "latest" else os.path.join(state_dir, "runs", args.run)
         with open(os.path.join(run_dir, "run.json")) as fh:
@@ -92,6 +99,7 @@ def _dispatch(args) -> int:
         _say_expectations(meta["expectations"])
         print(index)
         return _say_defects(meta)
+    stored_meta: dict = {}
     if args.resume:
         run_dir = (store.latest_run_dir(state_dir) if args.resume == "latest"
                    else os.path.join(state_dir, "runs", args.resume))
@@ -103,11 +111,14 @@ def _dispatch(args) -> int:
                                 % (os.path.basename(run_dir), stored_meta.get("worker_version"), rn.WORKER_VERSION))
         stored = stored_meta["selection"]
         sel = store.Selection(tuple(stored["envs"]), tuple(stored["fixtures"]), tuple(stored["formats"]))
+        rn.preflight(matrix, sel, args.backend or stored_meta.get("backend"))
         print("tfcompat: resuming %s" % os.path.basename(run_dir))
     else:
         sel = rn.select(matrix, _split(args.only), _split(args.fixtures), _split(args.formats))
+        rn.preflight(matrix, sel, args.backend)
         _, run_dir = store.new_run_dir(state_dir)
-    runner = rn.Runner(matrix, sel, run_dir, backend=args.backend, jobs=args.jobs, timeout=args.timeout)
+    backend = args.backend or stored_meta.get("backend")
+    runner = rn.Runner(matrix, sel, run_dir, backend=backend, jobs=args.jobs, timeout=args.timeout)
     print("tfcompat: run %s: %d env(s), %d fixture(s), %d format(s) -> %d checks" % (
         runner.run_id, len(sel.envs), len(sel.fixtures), len(sel.formats),
         len(sel.envs) ** 2 * len(sel.fixtures) * len(sel.formats)))
@@ -162,6 +173,7 @@ def _profile_path(root: str, name: str) -> str:
 def _plan(matrix, sel, as_json: bool, root: str) -> int:
     n = len(sel.envs)
     plan: dict[str, Any] = {"environments": [{"id": e, "spec": matrix.env(e).describe(),
+                              "backend": matrix.env(e).backend_name(),
                               "requirements": matrix.env(e).requirements(),
                               "recipes": list(matrix.env(e).recipes)} for e in sel.envs],
             "fixtures": list(sel.fixtures), "formats": list(sel.formats),
@@ -172,7 +184,8 @@ def _plan(matrix, sel, as_json: bool, root: str) -> int:
         print(json.dumps(plan, indent=1))
     else:
         for env in plan["environments"]:
-            print("%-22s %s; %s" % (env["id"], env["spec"], " ".join(env["requirements"][1:]) or "no pins"))
+            print("%-22s %s; %s%s" % (env["id"], env["spec"], " ".join(env["requirements"][1:]) or "no pins",
+                                      "" if env["backend"] == "tox" else " [%s]" % env["backend"]))
         print("%d env(s) x %d fixture(s) x %d format(s): %d artifacts, %d checks" % (
             n, len(sel.fixtures), len(sel.formats), plan["artifacts"], plan["checks"]))
         print("profiles:")

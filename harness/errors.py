@@ -25,3 +25,9 @@ class EnvError(TfcompatError):
 
 class InterpreterNotFound(EnvError):
     """No interpreter for a requested Python version."""
+
+
+class BackendUnavailable(TfcompatError):
+    """A backend's engine cannot be reached (no daemon, no socket): nothing was started."""
+
+    exit_code = 2

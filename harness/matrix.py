@@ -62,12 +62,17 @@ class EnvSpec:
         keras = f"tf-keras {self.tf_keras}" if self.keras == "tf-keras" else self.keras
         return f"TF {self.tensorflow}, Keras {keras}, Python {self.python}"
 
-    def spec_hash(self, python_path: str | None = None) -> str:
-        """sha256 over everything but the id, plus the interpreter's path.
+    def backend_name(self, default: str = "tox") -> str:
+        """The backend this env names in the matrix, else `default` (the CLI's --backend)."""
+        return self.backend.get("name") or default
 
-        `python_path` defaults to find_python(self.python) (which may raise
-        InterpreterNotFound). Environment variables are included too: they do
-        not change what is installed but do change what a check observes.
+    def spec_hash(self, python_path: str | None = None) -> str:
+        """sha256 over everything but the id and the backend's choice, plus the interpreter's identity.
+
+        `python_path` is what identifies the interpreter to the backend: a path for tox (it defaults
+        to find_python(self.python), which may raise InterpreterNotFound), the base image's id and
+        build options for Docker. Environment variables are included too: they do not change what is
+        installed but do change what a check observes.
         """
         if python_path is None:
             from harness.interpreters import find_python
@@ -76,6 +81,7 @@ class EnvSpec:
         data = dataclasses.asdict(self)
         del data["id"]
         del data["recipes"]  # what they pin is in `pins`
+        del data["backend"]  # its part is in `python_path`
         data["requirements"] = self.requirements()
         data["env_vars"] = self.env_vars()
         data["python_path"] = python_path

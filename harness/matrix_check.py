@@ -38,6 +38,8 @@ WILDCARD = "*"
 BUILTIN_FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures")
 # Names tox.ini already uses; a generated tox env must not shadow them.
 RESERVED_ENV_IDS = {"matrix", "tests", "ALL"}
+# Backends an env may name, and the options each takes (harness/backends/ holds the classes).
+BACKEND_OPTIONS: dict[str, tuple[str, ...]] = {"tox": (), "docker": ("base_image", "build_args")}
 # These have their own keys in an environment; a pin would fight them.
 FLAVOUR_PACKAGES = {"tensorflow", "tensorflow-cpu", "tensorflow-intel", "keras", "tf-keras"}
 # The first TF whose own Keras is Keras 3, and the first with a tf-keras release.
@@ -173,6 +175,10 @@ def _show(value: Any) -> str:
 def _suggest(value: str, names: list[str]) -> str:
     hit = difflib.get_close_matches(value, names, n=1)
     return f" (did you mean {hit[0]!r}?)" if hit else ""
+
+
+def _given(mapping: dict, key: str) -> bool:
+    return key in mapping and mapping[key] is not None
 
 
 def _as_dict(value: Any) -> dict:
@@ -479,8 +485,61 @@ class _Checker:
             "recipes": tuple(recipes),
             "set_env": {k: str(v)
                         for k, v in {**_as_dict(defaults.get("set_env")), **_as_dict(raw.get("set_env"))}.items()},
-            "backend": {**_as_dict(defaults.get("backend")), **_as_dict(raw.get("backend"))},
+            "backend": self.merged_backend(defaults, raw, at),
         }
+
+    def merged_backend(self, defaults: dict, raw: dict, at: list) -> dict:
+        """The env's backend as {"name": ..., options...}, or {} when neither it nor defaults names one
+        (the CLI's --backend decides). Options of the same backend merge, the env's winning."""
+        base = self.backend(defaults.get("backend"), ["defaults", "backend"]) if _given(defaults, "backend") else {}
+        own = self.backend(raw.get("backend"), at + ["backend"]) if _given(raw, "backend") else {}
+        if not own:
+            return base
+        if base.get("name") != own["name"]:
+            return own
+        args = {**base.get("build_args", {}), **own.get("build_args", {})}
+        merged = {**base, **own}
+        if args:
+            merged["build_args"] = args
+        return merged
+
+    def backend(self, value: Any, at: list) -> dict:
+        """`tox`, `docker`, or {NAME: {option: value}} -> {"name": NAME, option: value}."""
+        names = ", ".join(BACKEND_OPTIONS)
+        options: Any
+        if not isinstance(value, (str, dict)):
+            return {}  # the schema reports it
+        if isinstance(value, str):
+            name, options = value, {}
+        elif isinstance(value, dict) and len(value) == 1:
+            name, options = next(iter(value.items()))
+            options = {} if options is None else options
+        else:
+            self.add(at, f"{_show(value)} is not a backend; use one of: {names}, or a mapping with one of them "
+                         "as its only key, e.g. {docker: {base_image: \"python:3.11-slim\"}}")
+            return {}
+        if name not in BACKEND_OPTIONS:
+            self.add(at, f"unknown backend {name!r}{_suggest(str(name), list(BACKEND_OPTIONS))}; use one of: {names}")
+            return {}
+        if not isinstance(options, dict):
+            self.add(at + [name], f"{_show(options)} is a {_type_name(options)}; expected a mapping of options")
+            return {}
+        allowed = BACKEND_OPTIONS[name]
+        out: dict[str, Any] = {"name": name}
+        for key, val in options.items():
+            if key not in allowed:
+                self.add(at + [name, key], f"unknown option{_suggest(str(key), list(allowed))}; "
+                         f"{name} takes: {', '.join(allowed) or 'no options'}")
+            elif key == "base_image" and not (isinstance(val, str) and val.strip()):
+                self.add(at + [name, key], f"{_show(val)} is not an image name; use e.g. \"python:3.11-slim\"")
+            elif key == "build_args":
+                if not isinstance(val, dict) or not all(isinstance(v, (str, int, float)) for v in val.values()):
+                    self.add(at + [name, key], "expected a mapping of NAME: value (strings or numbers)")
+                else:
+                    out[key] = {str(k): str(v) for k, v in val.items()}
+            else:
+                out[key] = val
+        return out
 
     def keras3(self, keras: str, keras_at: list, tf: Version | None) -> bool:
         if not keras[:1].isdigit():

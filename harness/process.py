@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 from . import results
-from .backends.base import Launch, Launcher
+from .backends.base import Launch, Launcher, Mount
 
 WORKER_MAIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker", "main.py")
 
@@ -43,6 +43,7 @@ class WorkerRequest:
     env: dict = field(default_factory=dict)
     cwd: str = "."
     offline: bool = False  # check phases: no network, where the backend can
+    mounts: tuple[Mount, ...] = ()  # what a contained worker must see: run dir, worker, fixtures
     worker_main: str = WORKER_MAIN
 
 
@@ -67,6 +68,7 @@ class Journal:
     readies: int = 0  # `ready` events: one per TF import
     attempts: dict = field(default_factory=dict)  # key -> attempts journaled since its last start
     rung: dict = field(default_factory=dict)  # key -> the ladder rung last started (None: no remedy)
+    retried: dict = field(default_factory=dict)  # key -> [failures retried in a fresh process, with their rung]
 
 
 def read_journal(path: str) -> Journal:
@@ -83,6 +85,8 @@ def read_journal(path: str) -> Journal:
         elif kind == "start":
             j.attempts[event["key"]] = []
             j.rung.pop(event["key"], None)
+        elif kind == "retry":
+            j.retried.setdefault(event["key"], []).append(dict(event, remedy=j.rung.get(event["key"])))
         elif kind == "attempt":
             if event.get("result") is None:
                 j.rung[event["key"]] = event.get("remedy")
@@ -127,6 +131,9 @@ def run(request: WorkerRequest) -> WorkerOutcome:
         if tries[in_flight] >= 2:
             _fail(request, out, in_flight, status, detail)
             pending = [it for it in pending if it["key"] != in_flight]
+        else:
+            # Journaled, so the cell says a process died or hung on it even when the retry passes.
+            results.append(request.journal, [{"event": "retry", "key": in_flight, "outcome": status, **detail}])
     return out
 
 
@@ -146,7 +153,8 @@ def _spawn(request: WorkerRequest, items: list[dict], out: WorkerOutcome):
     log_path = request.journal + ".log"
     offset = os.path.getsize(request.journal) if os.path.exists(request.journal) else 0
     proc = request.launcher.launch(Launch(args=("-I", request.worker_main, job_path), cwd=request.cwd,
-                                          log=log_path, env=dict(request.env), offline=request.offline))
+                                          log=log_path, env=dict(request.env), offline=request.offline,
+                                          mounts=request.mounts))
     out.processes += 1
     started = time.monotonic()
     ready = False

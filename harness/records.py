@@ -23,7 +23,8 @@ FIELDS: dict[str, Any] = {"schema": None, "tolerances": None, "run_id": None, "w
           "max_rel_diff": None, "error_type": None, "message": None, "traceback": None,
           "warnings": {"save": [], "load": []}, "hint": None, "versions": {}, "duration_s": 0.0,
           "checks": {}, "control_failed": False, "expectation": None, "tf_imports": {}, "promises": [],
-          "reason": None, "source": None, "save_error_kind": None, "harness_defect": None}
+          "reason": None, "source": None, "save_error_kind": None, "harness_defect": None,
+          "backends": {}, "network": None}
 
 PHASES = ("check-plain", "check-remedies")
 
@@ -33,15 +34,18 @@ def assemble(store: RunStore, matrix: Matrix, sel: Selection) -> list[dict]:
     versions = store.versions(sel.envs)
     imports = store.tf_imports(sel.envs)
     env_errors = store.env_errors()
+    check_errors = store.env_errors("check")
     metas, lost = store.saves(sel)
     journals = {(env, phase): store.read(env, phase) for env in sel.envs for phase in PHASES}
+    run_backends = (store.load_meta() or {}).get("backends") or {}
     out = []
     for producer in sel.envs:
         for fx in sel.fixtures:
             spec = matrix.fixture(fx)
             for fmt in sel.formats:
                 base = {"schema": SCHEMA_VERSION, "run_id": store.run_id, "worker_version": WORKER_VERSION,
-                        "producer": producer, "fixture": fx, "format": fmt, "tolerances": spec.tolerances()}
+                        "producer": producer, "fixture": fx, "format": fmt, "tolerances": spec.tolerances(),
+                        "backends": {"producer": run_backends.get(producer)}}
                 meta = metas.get((producer, fx, fmt))
                 if (producer, fx, fmt) in lost or (meta is not None and meta.get("status") == "save-error"):
                     out.append(_save_error(base, meta, lost.get((producer, fx, fmt)), versions))
@@ -49,8 +53,14 @@ def assemble(store: RunStore, matrix: Matrix, sel: Selection) -> list[dict]:
                 for consumer in sel.envs:
                     rec = dict(base, consumer=consumer, same_env=producer == consumer,
                                versions={"producer": versions.get(producer), "consumer": versions.get(consumer)},
-                               tf_imports={"consumer": imports.get(consumer)})
-                    rec.update(_cell(matrix, env_errors, journals, producer, consumer, fx, fmt, meta))
+                               tf_imports={"consumer": imports.get(consumer)},
+                               backends={"producer": run_backends.get(producer),
+                                         "consumer": run_backends.get(consumer)},
+                               network=_network(journals, consumer))
+                    # A consumer whose check phase failed as a whole fails its column only.
+                    errors = {**env_errors, **({consumer: check_errors[consumer]}
+                                               if consumer in check_errors else {})}
+                    rec.update(_cell(matrix, errors, journals, producer, consumer, fx, fmt, meta))
                     out.append(_complete(rec))
     _mark_control(out)
     annotate_expectations(out, matrix)
@@ -81,6 +91,8 @@ def _cell(matrix: Matrix, env_errors: dict, journals: dict, producer: str, consu
     duration = 0.0
     for phase in PHASES:
         j = journals[(consumer, phase)]
+        for retried in j.retried.get(key, []) if (key in j.done or key in j.failed) else []:
+            attempts.append(_failure_attempt(retried, phase))
         if key in j.done:
             attempts += j.done[key].get("attempts", [])
             duration += float(j.done[key].get("duration_s") or 0.0)
@@ -88,10 +100,7 @@ def _cell(matrix: Matrix, env_errors: dict, journals: dict, producer: str, consu
             # The crash or hang is one more attempt, after those the worker journaled before it.
             failed = j.failed[key]
             attempts += j.attempts.get(key, [])
-            attempts.append({"remedy": j.rung.get(key), "loader": None, "outcome": failed["outcome"],
-                             "error_type": failed.get("error_type"), "message": failed.get("message"),
-                             "traceback": failed.get("traceback"), "lost": [], "checks": {}, "warnings": [],
-                             "phase": phase})
+            attempts.append(_failure_attempt(dict(failed, remedy=j.rung.get(key)), phase))
     load_warnings: list[str] = []
     for a in attempts:
         a["ok"] = a.get("outcome") == "pass"
@@ -112,6 +121,26 @@ def _cell(matrix: Matrix, env_errors: dict, journals: dict, producer: str, consu
     verdict.update(attempts=attempts, warnings={"save": save_warnings, "load": load_warnings},
                    duration_s=round(duration, 3))
     return verdict
+
+
+def _failure_attempt(event: dict, phase: str) -> dict:
+    """A worker process that died or hung on this cell, as one attempt at the rung in flight."""
+    return {"remedy": event.get("remedy"), "loader": None, "outcome": event["outcome"],
+            "error_type": event.get("error_type"), "message": event.get("message"),
+            "traceback": event.get("traceback"), "lost": [], "checks": {}, "warnings": [], "phase": phase}
+
+
+def _network(journals: dict, consumer: str) -> str | None:
+    """What the consumer's check workers saw: "none" (loopback only), else their interfaces."""
+    seen: set[str] | None = None
+    for phase in PHASES:
+        ready = journals[(consumer, phase)].ready
+        if ready and ready.get("net_interfaces") is not None:
+            seen = (seen or set()) | set(ready["net_interfaces"])
+    if seen is None:
+        return None
+    rest = sorted(seen - {"lo"})
+    return "none (loopback only)" if not rest else "online: " + ", ".join(rest)
 
 
 def _save_error(base: dict, meta: dict | None, lost: dict | None, versions: dict) -> dict:

@@ -63,7 +63,7 @@ DETAIL_KEYS = (
     "producer", "consumer", "fixture", "format", "outcome", "remedy", "remedy_cost", "lost",
     "max_abs_diff", "max_rel_diff", "error_type", "message", "hint", "checks", "promises",
     "control_failed", "expectation", "same_env", "duration_s", "tf_imports", "reason", "source",
-    "save_error_kind", "harness_defect",
+    "save_error_kind", "harness_defect", "backends", "network",
 )
 ATTEMPT_KEYS = ("remedy", "ok", "outcome", "error_type", "message", "lost", "max_abs_diff", "max_rel_diff",
                 "restore", "harness_defect", "fixtures_absent", "phase")
@@ -112,9 +112,17 @@ def build_page(records: list[dict], run_meta: dict) -> dict:
             "verdicts": results.VERDICTS,
             "remedies": {r.name: {"short": r.short, "label": r.label} for r in REMEDIES},
             "save_error_kinds": SAVE_ERROR_KINDS}
+    backends = {e["id"]: e.get("backend") for e in run_meta.get("envs", [])}
+    for rec in records:
+        for side in ("producer", "consumer"):
+            if rec.get(side) and (rec.get("backends") or {}).get(side):
+                backends.setdefault(rec[side], rec["backends"][side])
+    shown = {b for b in backends.values() if b}
     return {
         "run": _run_facts(run_meta, records),
         "env_ids": env_ids,
+        # Each env's backend is shown beside its id once any env runs on another than tox.
+        "env_backends": backends if shown - {"tox"} else {},
         "fixtures": fixtures,
         "formats": formats,
         "tables": tables,
@@ -371,6 +379,7 @@ def _env_rows(env_ids: list[str], run_meta: dict, records: list[dict], env_error
             (r for r in records if r.get("outcome") == "env-error" and _failed_side(r) == env_id), None)
         rows.append({
             "id": env_id,
+            "backend": spec.get("backend") or "tox",
             "installed": inst,
             "python": (inst or {}).get("python"),
             "tensorflow": (inst or {}).get("tensorflow"),

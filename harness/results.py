@@ -6,7 +6,7 @@ import json
 import os
 from collections.abc import Iterable, Iterator
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: backends and network per record
 
 # Verdicts, least to most severe. `wrong-output` is worst: it loads and silently differs.
 VERDICTS = ["pass", "pass-with-remedy", "degraded", "load-error", "crash", "timeout", "wrong-output"]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from . import __version__, process, results
 from .backends import get_backend
+from .backends.base import Backend, Mount, Where
 from .errors import ConfigError, EnvError, TfcompatError
 from .matrix import Matrix
 from .records import annotate_expectations, assemble, expectation_summary, harness_defects
@@ -30,7 +31,8 @@ class RunState:
 
     run_id: str
     run_dir: str
-    env_errors: dict = field(default_factory=dict)  # env id -> message
+    env_errors: dict = field(default_factory=dict)  # env id -> message (create or save failed)
+    check_errors: dict = field(default_factory=dict)  # env id -> message (its check phase failed)
     timings: dict = field(default_factory=dict)  # phase -> seconds (wall)
     env_timings: dict = field(default_factory=dict)  # env id -> {phase: seconds}
 
@@ -58,6 +60,13 @@ def select(matrix: Matrix, only: list[str] | None, fixtures: list[str] | None,
     return sel
 
 
+def preflight(matrix: Matrix, sel: Selection, backend: str | None) -> None:
+    """Every backend the selection needs can work (its engine answers): checked before any work."""
+    names = sorted({matrix.env(e).backend_name(backend or "tox") for e in sel.envs})
+    for name in names:
+        get_backend(name).preflight()
+
+
 def project_root(matrix_path: str) -> str:
     """The dir holding tox.ini: next to the matrix, else the checkout this harness runs from."""
     here = os.path.dirname(os.path.abspath(matrix_path))
@@ -72,7 +81,7 @@ def project_root(matrix_path: str) -> str:
 class Runner:
     """One run of the matrix with one backend."""
 
-    def __init__(self, matrix: Matrix, selection: Selection, run_dir: str, *, backend: str = "tox",
+    def __init__(self, matrix: Matrix, selection: Selection, run_dir: str, *, backend: str | None = None,
                  jobs: int = 2, timeout: float | None = None, log=None) -> None:
         self.matrix = matrix
         self.sel = selection
@@ -82,12 +91,24 @@ class Runner:
         self.timeout = float(timeout or matrix.check_timeout)
         self.log = log or _say
         self.root = project_root(matrix.path)
-        backend_cls = get_backend(backend)
-        self.backend_name = backend
         self.store = RunStore(run_dir)
-        self.backends = {e: backend_cls(matrix.env(e), self.root, self.store.path("logs"), matrix.path)
-                         for e in selection.envs}
+        # Each env's own `backend:` wins; --backend (default tox) serves the envs that name none.
+        self.default_backend = backend or "tox"
+        self.backend_of = {e: matrix.env(e).backend_name(self.default_backend) for e in selection.envs}
+        where = Where(self.root, os.path.dirname(os.path.dirname(os.path.abspath(run_dir))),
+                      self.store.path("logs"), matrix.path, self.run_id)
+        self.backends: dict[str, Backend] = {e: get_backend(self.backend_of[e])(matrix.env(e), where)
+                                             for e in selection.envs}
         self.state = RunState(self.run_id, run_dir)
+
+    def mounts(self) -> tuple[Mount, ...]:
+        """Paths a contained worker needs, each at its own path: the run dir (artifacts, journals,
+        Hub modules; written), the worker and the fixtures' folders (read only)."""
+        fixture_dirs = sorted({os.path.dirname(self.matrix.fixture(fx).path) for fx in self.sel.fixtures})
+        worker = os.path.dirname(process.WORKER_MAIN)
+        run_dir = os.path.abspath(self.run_dir)
+        return (Mount(run_dir, run_dir, read_only=False), Mount(worker, worker),
+                *(Mount(d, d) for d in fixture_dirs if d != worker))
 
     # -- the run -----------------------------------------------------------------------------
     def run(self) -> dict:
@@ -95,30 +116,39 @@ class Runner:
         started = time.time()
         meta = self.store.load_meta() or {
             "run_id": self.run_id, "started": _iso(started), "matrix_path": self.matrix.path,
-            "backend": self.backend_name, "selection": self.sel.__dict__, "worker_version": WORKER_VERSION,
+            "backend": self.default_backend, "selection": self.sel.__dict__, "worker_version": WORKER_VERSION,
             "tfcompat_version": __version__, "fixtures": list(self.sel.fixtures), "formats": list(self.sel.formats)}
+        meta["backends"] = dict(meta.get("backends") or {}, **self.backend_of)
         self.store.save_meta(meta)
         self.store.set_env_errors({})  # this segment finds out again which envs cannot be built
-        t = time.time()
-        self._parallel(self._create_and_save, self.sel.envs)
-        self.state.timings["wall_create_and_save_s"] = round(time.time() - t, 1)
-        t = time.time()
-        ok = [e for e in self.sel.envs if e not in self.state.env_errors]
-        self._parallel(self._check, ok)
-        self.state.timings["wall_check_s"] = round(time.time() - t, 1)
+        self.store.set_env_errors({}, "check")
+        for cls in {type(b) for b in self.backends.values()}:
+            cls.cleanup(self.run_id)  # what an earlier, killed segment of this run left running
+        try:
+            t = time.time()
+            self._parallel(self._create_and_save, self.sel.envs, "env")
+            self.state.timings["wall_create_and_save_s"] = round(time.time() - t, 1)
+            t = time.time()
+            ok = [e for e in self.sel.envs if e not in self.state.env_errors]
+            self._parallel(self._check, ok, "check")
+            self.state.timings["wall_check_s"] = round(time.time() - t, 1)
+        finally:
+            for cls in {type(b) for b in self.backends.values()}:
+                cls.cleanup(self.run_id)
         records = assemble(self.store, self.matrix, self.sel)
         self.store.write_results(records)
         meta.update(self._meta_tail(started, meta, records))
         self.store.save_meta(meta)
         return meta
 
-    def _parallel(self, fn, envs) -> None:
+    def _parallel(self, fn, envs, phase: str) -> None:
+        errors = self.state.env_errors if phase == "env" else self.state.check_errors
         with ThreadPoolExecutor(max_workers=self.jobs) as pool:
             try:
                 for env, err in zip(envs, pool.map(self._guard(fn), envs)):
                     if err:
-                        self.state.env_errors[env] = err
-                        self.store.set_env_errors(self.state.env_errors)
+                        errors[env] = err
+                        self.store.set_env_errors(errors, phase)
                         self.log("%-18s env-error: %s" % (env, err))
             except (KeyboardInterrupt, process.Interrupted):
                 # Stop every watcher (each kills its worker) before the pool waits for them.
@@ -187,7 +217,7 @@ class Runner:
         req = process.WorkerRequest(
             env_id=env, launcher=backend.launcher(), phase="save" if phase == "save" else "check",
             mode=mode, items=tuple(items), journal=self.store.journal(env, phase), timeout=timeout,
-            env=backend.env_vars(), cwd=scratch, offline=phase != "save")
+            env=backend.env_vars(), cwd=scratch, offline=phase != "save", mounts=self.mounts())
         return process.run(req) if items else process.WorkerOutcome()
 
     def _time(self, env: str, key: str, t: float) -> None:
@@ -198,10 +228,12 @@ class Runner:
         envs = []
         for env in self.sel.envs:
             spec = self.matrix.env(env)
-            envs.append({"id": env, "python": spec.python, "tensorflow": spec.tensorflow,
+            envs.append({"id": env, "backend": self.backend_of[env], "python": spec.python,
+                         "tensorflow": spec.tensorflow,
                          "keras": spec.keras if spec.keras != "tf-keras" else "tf-keras " + str(spec.tf_keras),
                          "spec": spec.describe(), "requirements": spec.requirements(),
-                         "recipes": list(spec.recipes), "error": self.state.env_errors.get(env)})
+                         "recipes": list(spec.recipes),
+                         "error": self.state.env_errors.get(env) or self.state.check_errors.get(env)})
         counts: dict[str, int] = {}
         for rec in records:
             counts[rec["outcome"]] = counts.get(rec["outcome"], 0) + 1
@@ -214,9 +246,21 @@ class Runner:
                 "envs": envs, "tf_imports": self.store.tf_imports(self.sel.envs), "outcome_counts": counts,
                 "harness_defects": harness_defects(records),
                 "phase_times": _phase_times(self.state), "checks": len(records),
-                "check_network": "off (network namespace)"
-                if any(b.launcher().goes_offline() for b in self.backends.values())
-                else "on (this backend cannot switch it off here)"}
+                "check_network": _network_summary(self.backends, self.state.env_errors)}
+
+
+def _network_summary(backends: dict, env_errors: dict) -> str:
+    cut = []
+    for env, backend in backends.items():
+        if env in env_errors:
+            continue
+        try:
+            cut.append(backend.launcher().goes_offline())
+        except TfcompatError:
+            continue
+    if cut and all(cut):
+        return "off (network namespace or network_mode none)"
+    return "off for some envs only" if any(cut) else "on (this backend cannot switch it off here)"
 
 
 def _say(line: str) -> None:

@@ -68,15 +68,17 @@ class RunStore:
         os.replace(tmp, self.path("run.json"))
 
     # -- env errors (rewritten each run segment: an env that builds now is no longer in error) --
-    def set_env_errors(self, errors: dict) -> None:
-        tmp = self.path("env-errors.json.tmp")
+    # env-errors.json: envs that could not be built or save (no artifacts, no checks);
+    # check-errors.json: envs whose check phase failed as a whole (their artifacts still count).
+    def set_env_errors(self, errors: dict, phase: str = "env") -> None:
+        tmp = self.path("%s-errors.json.tmp" % phase)
         with open(tmp, "w") as fh:
             json.dump(errors, fh, indent=1, sort_keys=True)
-        os.replace(tmp, self.path("env-errors.json"))
+        os.replace(tmp, self.path("%s-errors.json" % phase))
 
-    def env_errors(self) -> dict:
+    def env_errors(self, phase: str = "env") -> dict:
         try:
-            with open(self.path("env-errors.json")) as fh:
+            with open(self.path("%s-errors.json" % phase)) as fh:
                 return json.load(fh)
         except (OSError, ValueError):
             return {}

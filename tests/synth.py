@@ -90,10 +90,10 @@ class SynthRun:
                     "traceback": "worker log tail"}]
         self._write(consumer, "check-" + phase, *events)
 
-    def env_error(self, env, message) -> None:
-        errors = self.store.env_errors()
+    def env_error(self, env, message, phase="env") -> None:
+        errors = self.store.env_errors(phase)
         errors[env] = message
-        self.store.set_env_errors(errors)
+        self.store.set_env_errors(errors, phase)
 
     # -- assembling ------------------------------------------------------------------------
     def matrix(self, exclusions=(), expectations=()) -> Matrix:

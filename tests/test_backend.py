@@ -5,6 +5,7 @@ import subprocess
 
 import pytest
 
+from harness.backends.base import Where
 from harness.backends.tox import ToxBackend
 from harness.errors import EnvError
 from harness.interpreters import find_python
@@ -36,7 +37,8 @@ class FakeTox:
 def make(tmp_path, monkeypatch, s):
     find_python(s.python)  # resolved (and cached) with the real subprocess
     monkeypatch.setenv("TFCOMPAT_TOX_WORKDIR", str(tmp_path / "tox"))
-    backend = ToxBackend(s, str(tmp_path), str(tmp_path / "logs"), str(tmp_path / "matrix.yaml"))
+    where = Where(str(tmp_path), str(tmp_path / "state"), str(tmp_path / "logs"), str(tmp_path / "matrix.yaml"))
+    backend = ToxBackend(s, where)
     fake = FakeTox(backend)
     monkeypatch.setattr(subprocess, "run", fake)
     return backend, fake
@@ -57,6 +59,19 @@ def test_changed_spec_recreates(tmp_path, monkeypatch):
     changed, fake2 = make(tmp_path, monkeypatch, spec(pins={"setuptools": "<80"}))
     assert changed.create() is True
     assert "--recreate" in fake2.calls[0]
+
+
+def test_env_state_lives_in_the_state_dir_and_a_new_one_lets_tox_reconcile(tmp_path, monkeypatch):
+    import json
+
+    backend, fake = make(tmp_path, monkeypatch, spec())
+    backend.create()
+    record = json.loads((tmp_path / "state" / "envs" / "tfx.json").read_text())
+    assert record["tox"]["spec_hash"] == spec().spec_hash(find_python("3.11"))
+    assert not list((tmp_path / "tox" / "tfx").glob(".tfcompat*"))  # nothing of ours inside the env
+    (tmp_path / "state" / "envs" / "tfx.json").unlink()
+    assert backend.create() is True  # no record: tox is asked, but to reconcile, not to rebuild
+    assert "--recreate" not in fake.calls[-1]
 
 
 def test_failed_build_is_env_error_with_the_reason(tmp_path, monkeypatch):

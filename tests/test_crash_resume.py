@@ -142,7 +142,9 @@ def test_a_hang_mid_ladder_is_one_more_attempt_not_the_verdict(tmp_path):
     out, _ = proc.communicate(timeout=900)
     assert proc.returncode == 0, out
     (rec,) = records(tmp_path)
+    # both hangs are in the cell: the first (then retried alone) and the second (recorded)
     assert [(a["remedy"], a["outcome"]) for a in rec["attempts"]] == [(None, "degraded"),
+                                                                      ("custom_objects", "timeout"),
                                                                       ("custom_objects", "timeout")]
     assert rec["outcome"] == "degraded" and "custom_classes" in rec["lost"]
     evs = events(journal(tmp_path, "check-remedies"))

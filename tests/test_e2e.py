@@ -63,7 +63,7 @@ def test_every_cell_has_one_record_with_the_stable_keys(run):
     recs = run["records"]
     for rec in recs:
         assert set(FIELDS) <= set(rec), set(FIELDS) - set(rec)
-        assert rec["schema"] == 2 and rec["worker_version"] == WORKER_VERSION
+        assert rec["schema"] == 3 and rec["worker_version"] == WORKER_VERSION
     # fixtures x 8 formats x 2 producers; each artifact either a save-error row or 2 consumer rows
     artifacts = {(r["producer"], r["fixture"], r["format"]) for r in recs}
     assert len(artifacts) == 2 * len(FIXTURES) * 8

@@ -291,8 +291,10 @@ def test_spec_hash_tracks_what_changes_the_env():
         EnvSpec(id="a", python="3.11", tensorflow="2.15.1", keras="bundled", pins={}),
         EnvSpec(id="a", python="3.12", tensorflow="2.15.1", keras="bundled", pins={"numpy": "<2"}),
         EnvSpec(id="a", python="3.11", tensorflow="2.15.1", keras="bundled", pins={"numpy": "<2"}, set_env={"A": "1"}),
-        EnvSpec(id="a", python="3.11", tensorflow="2.15.1", keras="bundled", pins={"numpy": "<2"}, backend={"docker": {}}),
     ]
+    # The backend's part is the identity it passes (python path, or base image id for Docker).
+    assert h == EnvSpec(id="a", python="3.11", tensorflow="2.15.1", keras="bundled", pins={"numpy": "<2"},
+                        backend={"name": "docker"}).spec_hash("/py/3.11")
     hashes = {spec.spec_hash("/py/3.11") for spec in changed} | {base.spec_hash("/other/python3.11")}
     assert h not in hashes and len(hashes) == len(changed) + 1
 

@@ -174,6 +174,37 @@ def test_env_error_and_tolerances(tmp_path):
     assert set(tol) == {"predictions", "resume", "slots"} and tol["resume"]["atol"] >= tol["predictions"]["atol"]
 
 
+def test_a_check_phase_that_failed_as_a_whole_fails_that_consumer_column_only(tmp_path):
+    # e.g. the Docker daemon died while B's checks ran: B's artifacts, checked by A, still count
+    r = run(tmp_path)
+    fill(r)
+    r.env_error(B, "tfB: docker: cannot reach the engine at unix:///x.sock", phase="check")
+    cells = r.cells()
+    assert cells[(A, B, "control", "h5")]["outcome"] == "env-error"
+    assert "cannot reach the engine" in cells[(A, B, "control", "h5")]["message"]
+    assert cells[(B, A, "control", "h5")]["outcome"] != "env-error"
+    assert cells[(A, A, "control", "h5")]["outcome"] != "env-error"
+
+
+def test_a_process_killed_on_a_cell_then_retried_is_in_the_cell(tmp_path):
+    # The first worker dies in the remedy ladder (rung compile_false); the retry, alone, passes.
+    from harness.store import check_key
+
+    r = SynthRun(tmp_path, [A, B], ("control",), ("keras",))
+    r.saved(A, "control", "keras")
+    key = check_key(A, B, "control", "keras")
+    r._write(B, "check-remedies", {"event": "start", "key": key, "t": 0.0},
+             {"event": "attempt", "key": key, "remedy": "compile_false", "result": None},
+             {"event": "retry", "key": key, "outcome": "crash", "error_type": "WorkerDied",
+              "message": "killed by signal SIGKILL", "traceback": "tail"})
+    r.checked(A, B, "control", "keras", plain=[att(None, "load-error")],
+              remedies=[att("compile_false", "pass")])
+    rec = r.cells()[(A, B, "control", "keras")]
+    assert [(a["remedy"], a["outcome"]) for a in rec["attempts"]] == [
+        (None, "load-error"), ("compile_false", "crash"), ("compile_false", "pass")]
+    assert rec["outcome"] == "pass-with-remedy" and "retried once in a fresh process" in rec["hint"]
+
+
 def test_assemble_is_a_pure_function_of_the_store(tmp_path):
     r = run(tmp_path)
     fill(r)

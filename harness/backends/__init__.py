@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from .base import Backend
+from .docker import DockerBackend
 from .tox import ToxBackend
 
-BACKENDS: dict[str, type[Backend]] = {ToxBackend.name: ToxBackend}
+BACKENDS: dict[str, type[Backend]] = {ToxBackend.name: ToxBackend, DockerBackend.name: DockerBackend}
 
 
 def get_backend(name: str) -> type[Backend]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -10,8 +9,19 @@ import subprocess
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from functools import cache
+from typing import Protocol
 
+from ..envstate import EnvStates
 from ..matrix import EnvSpec
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A host path a contained worker needs, bound at `inside` (tfcompat binds every path at itself)."""
+
+    host: str
+    inside: str
+    read_only: bool = True
 
 
 @dataclass(frozen=True)
@@ -23,19 +33,26 @@ class Launch:
     log: str  # stdout and stderr are appended here
     env: dict = field(default_factory=dict)  # variables on top of the caller's environment
     offline: bool = False  # no network for this process, where the backend can cut it
-    mounts: tuple[tuple[str, str], ...] = ()  # (host path, path inside): where a backend must bind them
+    mounts: tuple[Mount, ...] = ()  # what a contained process must see (a local one sees all)
+
+
+class Handle(Protocol):
+    """A started worker: `poll()` is None while it runs, then its exit code (negative: the signal
+    that killed it), as subprocess.Popen gives it."""
+
+    def poll(self) -> int | None: ...
 
 
 class Launcher(ABC):
     """Starts and kills worker processes for one environment (the launch contract)."""
 
     @abstractmethod
-    def launch(self, launch: Launch) -> subprocess.Popen:
+    def launch(self, launch: Launch) -> Handle:
         """Start the process; it must not share the caller's session (a terminal's Ctrl-C is the
-        caller's to handle)."""
+        caller's to handle). Raises EnvError when the environment cannot start anything."""
 
     @abstractmethod
-    def kill(self, proc: subprocess.Popen) -> None:
+    def kill(self, proc) -> None:
         """Kill the process and everything it started, then reap it."""
 
     @abstractmethod
@@ -69,20 +86,35 @@ class LocalPython(Launcher):
         return bool(_unshare_net())
 
 
+@dataclass(frozen=True)
+class Where:
+    """What every backend of a run shares: the project, the state dir and the run."""
+
+    root: str  # the project dir (holds tox.ini and fixtures/)
+    state_dir: str  # .tfcompat: runs/, envs/ (env-state records)
+    log_dir: str  # creation logs
+    matrix_path: str
+    run_id: str = ""
+
+
 class Backend(ABC):
     """An isolated environment for one EnvSpec.
 
-    `create()` makes it (or reuses it when its recorded state matches the spec) and returns True
-    when it had to (re)build. `launcher()` starts and kills worker processes in it.
+    `create()` makes it (or reuses it when its env-state record matches the spec) and returns True
+    when it had to (re)build. `launcher()` starts and kills worker processes in it. The class
+    methods speak for every env of the backend: `preflight()` before any work, `cleanup(run_id)`
+    after a run (or an interrupted one), `listing()`/`remove()` for `tfcompat envs`.
     """
 
     name = "base"
 
-    def __init__(self, spec: EnvSpec, root: str, log_dir: str, matrix_path: str) -> None:
+    def __init__(self, spec: EnvSpec, where: Where) -> None:
         self.spec = spec
-        self.root = root  # the project dir (holds tox.ini)
-        self.log_dir = log_dir
-        self.matrix_path = os.path.abspath(matrix_path)
+        self.where = where
+        self.root = where.root
+        self.log_dir = where.log_dir
+        self.matrix_path = os.path.abspath(where.matrix_path)
+        self.states = EnvStates(where.state_dir)
 
     @abstractmethod
     def create(self) -> bool:
@@ -95,24 +127,34 @@ class Backend(ABC):
     def env_vars(self) -> dict[str, str]:
         return dict(self.spec.env_vars())
 
-    # An env-state record (after tox 4): a stored hash of the spec; a mismatch means re-create.
-    def state_path(self) -> str:
-        return os.path.join(self.location(), ".tfcompat-state.json")
-
-    @abstractmethod
-    def location(self) -> str:
-        """Where the environment lives."""
-
     def recorded_state(self) -> dict | None:
-        try:
-            with open(self.state_path()) as fh:
-                return json.load(fh)
-        except (OSError, ValueError):
-            return None
+        """This backend's env-state record for the env (`.tfcompat/envs/<id>.json`)."""
+        return self.states.get(self.spec.id, self.name)
 
     def record_state(self, state: dict) -> None:
-        with open(self.state_path(), "w") as fh:
-            json.dump(state, fh, indent=1, sort_keys=True)
+        self.states.put(self.spec.id, self.name, state)
+
+    @classmethod
+    def preflight(cls) -> None:
+        """Raise BackendUnavailable (one line, exit 2) when the backend cannot work at all."""
+        return None
+
+    @classmethod
+    def cleanup(cls, run_id: str) -> None:
+        """Remove whatever a run (even a killed one) left running."""
+        return None
+
+    @classmethod
+    def listing(cls, where: Where, specs: dict[str, EnvSpec]) -> list[dict]:
+        """Every env this backend holds: {"backend", "id", "where", "state"}; state is "current"
+        (built from the spec `specs` now gives for its id), "stale" (built from another spec) or
+        "unused" (no matrix or profile names the id)."""
+        return []
+
+    @classmethod
+    def remove(cls, where: Where, entry: dict) -> None:
+        """Delete one env from listing()."""
+        raise NotImplementedError(cls.name)
 
 
 @cache

@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
-from ..errors import EnvError
+from ..errors import EnvError, TfcompatError
 from ..interpreters import find_python
-from .base import Backend, Launcher, LocalPython
+from ..matrix import EnvSpec
+from .base import Backend, Launcher, LocalPython, Where
+
+
+def tox_workdir(root: str) -> str:
+    return os.environ.get("TFCOMPAT_TOX_WORKDIR") or os.path.join(root, ".tox")
 
 
 class ToxBackend(Backend):
-    """`tox run -e <id> --notest` makes `.tox/<id>`; a changed spec hash adds `--recreate`."""
+    """`tox run -e <id> --notest` makes `.tox/<id>`; a recorded spec hash that differs adds `--recreate`."""
 
     name = "tox"
 
     def location(self) -> str:
-        work = os.environ.get("TFCOMPAT_TOX_WORKDIR") or os.path.join(self.root, ".tox")
-        return os.path.join(work, self.spec.id)
+        return os.path.join(tox_workdir(self.root), self.spec.id)
 
     def python(self) -> str:
         return os.path.join(self.location(), "bin", "python")
@@ -28,13 +33,20 @@ class ToxBackend(Backend):
 
     def create(self) -> bool:
         python = find_python(self.spec.python)
-        want = {"spec_hash": self.spec.spec_hash(python), "backend": self.name}
-        fresh = self.recorded_state() == want and os.path.exists(self.python())
-        if fresh:
+        want = {"spec_hash": self.spec.spec_hash(python), "location": self.location()}
+        recorded = self.recorded_state()
+        if recorded == want and os.path.exists(self.python()):
             return False
+        self._tox(recreate=recorded is not None and os.path.isdir(self.location()))
+        self.record_state(want)
+        return True
+
+    def _tox(self, recreate: bool) -> None:
+        # With no record (a new state dir) tox itself reconciles the env it has: it reinstalls only
+        # when deps or the interpreter changed. A record that differs is a spec change: recreate.
         cmd = [sys.executable, "-m", "tox", "run", "-c", os.path.join(self.root, "tox.ini"),
                "-e", self.spec.id, "--notest"]
-        if os.path.isdir(self.location()):
+        if recreate:
             cmd.append("--recreate")
         if os.environ.get("TFCOMPAT_TOX_WORKDIR"):
             cmd += ["--workdir", os.environ["TFCOMPAT_TOX_WORKDIR"]]
@@ -50,8 +62,40 @@ class ToxBackend(Backend):
         if proc.returncode != 0:
             raise EnvError("%s: tox could not build the environment (exit %d): %s" % (
                 self.spec.id, proc.returncode, _last_error(log)))
-        self.record_state(want)
-        return True
+
+    @classmethod
+    def listing(cls, where: Where, specs: dict[str, EnvSpec]) -> list[dict]:
+        from ..envstate import EnvStates
+
+        work = tox_workdir(where.root)
+        states = EnvStates(where.state_dir)
+        out = []
+        names = sorted(n for n in os.listdir(work) if os.path.isfile(os.path.join(work, n, "bin", "python"))) \
+            if os.path.isdir(work) else []
+        for name in names:
+            if name in ("tests", "matrix", ".pkg") or name.startswith("."):
+                continue  # tox.ini's own envs, not matrix envs
+            spec = specs.get(name)
+            record = states.get(name, cls.name) or {}
+            if spec is None:
+                state = "unused"
+            else:
+                try:
+                    want = spec.spec_hash(find_python(spec.python))
+                except TfcompatError:
+                    want = None
+                state = "current" if record.get("spec_hash") == want else "stale"
+                if not record:
+                    state = "unrecorded"  # built outside this state dir: the next run lets tox reconcile it
+            out.append({"backend": cls.name, "id": name, "where": os.path.join(work, name), "state": state})
+        return out
+
+    @classmethod
+    def remove(cls, where: Where, entry: dict) -> None:
+        from ..envstate import EnvStates
+
+        shutil.rmtree(entry["where"], ignore_errors=True)
+        EnvStates(where.state_dir).drop(entry["id"], cls.name)
 
 
 def _last_error(log: str) -> str:

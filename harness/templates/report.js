@@ -214,6 +214,10 @@
       rows.push(["max abs diff", num(d.max_abs_diff)], ["max rel diff", num(d.max_rel_diff)]);
       (d.tolerances || []).forEach(function (t) { rows.push(["tolerance (" + t[0] + ")", tolText(t[1])]); });
       rows.push(["duration", d.duration_s === null || d.duration_s === undefined ? "-" : num(d.duration_s) + " s"]);
+      if (d.network) { rows.push(["network seen by the checks", d.network]); }
+      if (d.backends && d.backends.consumer) {
+        rows.push(["backends", "producer " + (d.backends.producer || "-") + ", consumer " + d.backends.consumer]);
+      }
       kvTable(rows);
     } else if (d.outcome === "save-error") {
       section("Save");
