@@ -45,7 +45,10 @@ def run(workdir: str, matrix_path: str) -> dict:
         sys.exit(proc.stdout + proc.stderr)
     with open(os.path.join(workdir, "reports", "run.json")) as fh:
         meta = json.load(fh)
-    return {"wall_s": round(time.time() - t, 1), "meta": meta}
+    with open(os.path.join(workdir, "reports", "results.jsonl")) as fh:
+        cells = {(r["producer"], r["consumer"], r["fixture"], r["format"]): (r["outcome"], r["remedy"], r["lost"])
+                 for r in map(json.loads, fh)}
+    return {"wall_s": round(time.time() - t, 1), "meta": meta, "cells": cells}
 
 
 def main() -> None:
@@ -97,6 +100,10 @@ def main() -> None:
                 name, meta["checks"], fig["wall_s"], meta["duration_s"],
                 json.dumps(meta["tf_imports"], sort_keys=True), json.dumps(meta["outcome_counts"], sort_keys=True)))
             print("        phases: %s" % json.dumps(meta["phase_times"], sort_keys=True))
+        tox, dock = figures["tox"]["cells"], figures["docker"]["cells"]
+        differ = sorted(k for k in set(tox) | set(dock) if tox.get(k) != dock.get(k))
+        print("grids (outcome, remedy, lost per cell): %d cells, %d differ%s" % (
+            len(tox), len(differ), "".join("\n  %s: tox %s, docker %s" % (k, tox.get(k), dock.get(k)) for k in differ)))
 
 
 if __name__ == "__main__":
