@@ -41,10 +41,18 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--backend", default=None, choices=("tox", "docker"),
                      help="backend for the envs whose matrix entry names none (default: tox)")
     run.add_argument("--timeout", type=float, default=None, help="seconds per check (default: matrix check_timeout)")
+    run.add_argument("--refresh", nargs="?", const="*", default=None, metavar="ENVS",
+                     help="recompute instead of reusing cached results: all, or these comma-separated envs")
     run.add_argument("--resume", nargs="?", const="latest", default=None, metavar="RUN_ID",
                      help="finish an interrupted run (default: the latest) without redoing finished work")
     rep = sub.add_parser("report", help="re-render reports/ from a stored run")
     rep.add_argument("--run", default="latest", help="run id (default: latest)")
+    for sp in (run, rep):
+        sp.add_argument("--baseline", metavar="RUN_OR_DIR",
+                        help="list the changes since this run (a run id, a run or reports dir, or a results.jsonl)")
+        sp.add_argument("--fail-on", choices=("regression", "unmet-expectation", "never"), default="regression",
+                        help="with --baseline, exit 1 on: a regression no expectation covers (default), "
+                             "an unmet expectation, or never")
     envs = sub.add_parser("envs", help="list the built environments (tox envs, Docker images) and their state")
     envs.add_argument("--prune", action="store_true", help="remove the stale and unused ones")
     plan = sub.add_parser("plan", help="what would run")
@@ -82,8 +90,9 @@ def _dispatch(args) -> int:
     state_dir = args.state_dir or os.path.join(root, ".tfcompat")
     reports = args.reports or os.path.join(root, "reports")
     if args.command == "plan":
-        return _plan(matrix, rn.select(matrix, _split(args.only), _split(args.fixtures), _split(args.formats)),
-                     args.json, root)
+        sel = rn.select(matrix, _split(args.only), _split(args.fixtures), _split(args.formats))
+        runner = rn.Runner(matrix, sel, os.path.join(state_dir, "runs", "plan"), log=lambda line: None)
+        return _plan(matrix, sel, args.json, root, runner.cache_plan())
     if args.command == "envs":
         from .envs import envs
 
@@ -95,10 +104,10 @@ def _dispatch(args) -> int:
         if not os.path.exists(os.path.join(run_dir, "results.jsonl")):
             raise TfcompatError("%s has no results yet; finish it with `tfcompat run --resume %s`"
                                 % (run_dir, os.path.basename(run_dir)))
-        index, meta = rn.publish(run_dir, reports, meta, matrix)
+        index, meta = rn.publish(run_dir, reports, meta, matrix, _baseline(args, state_dir))
         _say_expectations(meta["expectations"])
         print(index)
-        return _say_defects(meta)
+        return max(_say_defects(meta), _say_changes(meta, args.fail_on))
     stored_meta: dict = {}
     if args.resume:
         run_dir = (store.latest_run_dir(state_dir) if args.resume == "latest"
@@ -118,20 +127,63 @@ def _dispatch(args) -> int:
         rn.preflight(matrix, sel, args.backend)
         _, run_dir = store.new_run_dir(state_dir)
     backend = args.backend or stored_meta.get("backend")
-    runner = rn.Runner(matrix, sel, run_dir, backend=backend, jobs=args.jobs, timeout=args.timeout)
+    refresh = tuple(sel.envs) if args.refresh == "*" else tuple(_split(args.refresh) or ())
+    unknown = [e for e in refresh if e not in sel.envs]
+    if unknown:
+        from .errors import ConfigError
+
+        raise ConfigError(["--refresh: unknown environment %r; choose from: %s" % (unknown[0], ", ".join(sel.envs))])
+    if args.resume and stored_meta.get("refresh"):
+        refresh = tuple(stored_meta["refresh"])  # a resumed run recomputes what it set out to
+    runner = rn.Runner(matrix, sel, run_dir, backend=backend, jobs=args.jobs, timeout=args.timeout,
+                       refresh=refresh)
     print("tfcompat: run %s: %d env(s), %d fixture(s), %d format(s) -> %d checks" % (
         runner.run_id, len(sel.envs), len(sel.fixtures), len(sel.formats),
         len(sel.envs) ** 2 * len(sel.fixtures) * len(sel.formats)))
+    baseline = _baseline(args, state_dir)  # read before the run: it may be the reports dir
     meta = runner.run()
-    index, meta = rn.publish(run_dir, reports, meta, matrix)
+    index, meta = rn.publish(run_dir, reports, meta, matrix, baseline)
     counts = ", ".join("%s %d" % kv for kv in sorted(meta["outcome_counts"].items()))
     print("tfcompat: %d records (%s) in %.0fs" % (meta["checks"], counts, meta["duration_s"]))
+    cache = meta.get("cache") or {}
+    print("tfcompat: from the cache: %d cell(s), %d artifact(s)%s" % (
+        cache.get("cells_reused", 0), cache.get("artifacts_reused", 0),
+        "; %d untrustworthy entr(ies) dropped and recomputed" % cache["entries_dropped"]
+        if cache.get("entries_dropped") else ""))
     print("tfcompat: TF imports per env: " + ", ".join(
         "%s %s" % (e, "/".join(str(v) for v in c.values())) for e, c in meta["tf_imports"].items())
         + " (save/no-remedy/remedies)")
     _say_expectations(meta["expectations"])
     print("tfcompat: report: %s" % index)
-    return _say_defects(meta)
+    return max(_say_defects(meta), _say_changes(meta, args.fail_on))
+
+
+def _baseline(args, state_dir: str):
+    if not getattr(args, "baseline", None):
+        return None
+    from .diff import load_baseline
+
+    path, records = load_baseline(args.baseline, state_dir)
+    return path, records
+
+
+def _say_changes(meta: dict, fail_on: str) -> int:
+    """The baseline diff's summary; 1 when `--fail-on` says the changes fail the run."""
+    changes = meta.get("changes")
+    if fail_on == "unmet-expectation" and meta["expectations"].get("unmet"):
+        print("tfcompat: error: %d unmet expectation(s)" % len(meta["expectations"]["unmet"]), file=sys.stderr)
+        return 1
+    if not changes:
+        return 0
+    s = changes["summary"]
+    print("tfcompat: changes since %s: %d regression(s) (%d not expected), %d fix(es), %d other, %d new, %d gone "
+          "(reports/changes.md)" % (s["baseline"], s["regression"], s["unexpected_regressions"], s["fix"],
+                                   s["changed"], s["new"], s["gone"]))
+    if fail_on == "regression" and changes["unexpected"]:
+        for line in changes["unexpected"][:20]:
+            print("tfcompat: error: regression: " + line, file=sys.stderr)
+        return 1
+    return 0
 
 
 def _say_defects(meta: dict) -> int:
@@ -170,7 +222,7 @@ def _profile_path(root: str, name: str) -> str:
     return known[name]
 
 
-def _plan(matrix, sel, as_json: bool, root: str) -> int:
+def _plan(matrix, sel, as_json: bool, root: str, cached: dict) -> int:
     n = len(sel.envs)
     plan: dict[str, Any] = {"environments": [{"id": e, "spec": matrix.env(e).describe(),
                               "backend": matrix.env(e).backend_name(),
@@ -178,7 +230,11 @@ def _plan(matrix, sel, as_json: bool, root: str) -> int:
                               "recipes": list(matrix.env(e).recipes)} for e in sel.envs],
             "fixtures": list(sel.fixtures), "formats": list(sel.formats),
             "artifacts": n * len(sel.fixtures) * len(sel.formats),
-            "checks": n * n * len(sel.fixtures) * len(sel.formats)}
+            "checks": n * n * len(sel.fixtures) * len(sel.formats),
+            "cache": {env: {"artifacts_cached": c["artifacts"][0], "artifacts_to_run": c["artifacts"][1],
+                            "checks_cached": c["checks"][0], "checks_to_run": c["checks"][1]}
+                      for env, c in cached.items()}}
+    plan["checks_to_run"] = sum(c["checks_to_run"] for c in plan["cache"].values())
     plan["profiles"] = _profile_counts(root, matrix)
     if as_json:
         print(json.dumps(plan, indent=1))
@@ -188,6 +244,11 @@ def _plan(matrix, sel, as_json: bool, root: str) -> int:
                                       "" if env["backend"] == "tox" else " [%s]" % env["backend"]))
         print("%d env(s) x %d fixture(s) x %d format(s): %d artifacts, %d checks" % (
             n, len(sel.fixtures), len(sel.formats), plan["artifacts"], plan["checks"]))
+        print("cache (.tfcompat/cache): per env, artifacts it saves and checks it runs as consumer:")
+        for env, c in plan["cache"].items():
+            print("  %-20s artifacts %d cached, %d to run; checks %d cached, %d to run" % (
+                env, c["artifacts_cached"], c["artifacts_to_run"], c["checks_cached"], c["checks_to_run"]))
+        print("to run: %d of %d checks" % (plan["checks_to_run"], plan["checks"]))
         print("profiles:")
         for name, info in plan["profiles"].items():
             print("  %-10s %s" % (name, info.get("error") or "%d envs, %d fixtures, %d formats: %d checks" % (

@@ -24,7 +24,7 @@ FIELDS: dict[str, Any] = {"schema": None, "tolerances": None, "run_id": None, "w
           "warnings": {"save": [], "load": []}, "hint": None, "versions": {}, "duration_s": 0.0,
           "checks": {}, "control_failed": False, "expectation": None, "tf_imports": {}, "promises": [],
           "reason": None, "source": None, "save_error_kind": None, "harness_defect": None,
-          "backends": {}, "network": None}
+          "backends": {}, "network": None, "cached": False, "cached_from": None}
 
 PHASES = ("check-plain", "check-remedies")
 
@@ -38,6 +38,7 @@ def assemble(store: RunStore, matrix: Matrix, sel: Selection) -> list[dict]:
     metas, lost = store.saves(sel)
     journals = {(env, phase): store.read(env, phase) for env in sel.envs for phase in PHASES}
     run_backends = (store.load_meta() or {}).get("backends") or {}
+    _, reused_cells = store.reused()
     out = []
     for producer in sel.envs:
         for fx in sel.fixtures:
@@ -51,6 +52,12 @@ def assemble(store: RunStore, matrix: Matrix, sel: Selection) -> list[dict]:
                     out.append(_save_error(base, meta, lost.get((producer, fx, fmt)), versions))
                     continue
                 for consumer in sel.envs:
+                    cached = reused_cells.get(check_key(producer, consumer, fx, fmt))
+                    if cached is not None and not {producer, consumer} & (set(env_errors) | set(check_errors)):
+                        # The record first computed for this cell key, as it was; marks are redone.
+                        out.append(_complete(dict(cached["record"], run_id=store.run_id, cached=True,
+                                                  cached_from=cached["record"].get("run_id"))))
+                        continue
                     rec = dict(base, consumer=consumer, same_env=producer == consumer,
                                versions={"producer": versions.get(producer), "consumer": versions.get(consumer)},
                                tf_imports={"consumer": imports.get(consumer)},

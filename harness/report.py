@@ -449,6 +449,8 @@ def _run_facts(meta: dict, records: list[dict]) -> dict:
         "expectations": _expectations_line(meta.get("expectations") or {}),
         "defects": [_defect_view(d) for d in defects[:HARNESS_DEFECTS_SHOWN]],
         "defects_total": len(defects),
+        "cached": meta.get("cache") or {},
+        "changes": meta.get("changes"),  # {summary, lines: {kind: [line]}} with a --baseline
     }
 
 

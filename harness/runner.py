@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from . import __version__, process, results
 from .backends import get_backend
 from .backends.base import Backend, Mount, Where
+from .cache import ResultCache, artifact_key, cell_key, env_fingerprint, fixture_hash
 from .errors import ConfigError, EnvError, TfcompatError
 from .matrix import Matrix
 from .records import annotate_expectations, assemble, expectation_summary, harness_defects
@@ -82,7 +84,7 @@ class Runner:
     """One run of the matrix with one backend."""
 
     def __init__(self, matrix: Matrix, selection: Selection, run_dir: str, *, backend: str | None = None,
-                 jobs: int = 2, timeout: float | None = None, log=None) -> None:
+                 jobs: int = 2, timeout: float | None = None, log=None, refresh: tuple[str, ...] = ()) -> None:
         self.matrix = matrix
         self.sel = selection
         self.run_dir = run_dir
@@ -100,6 +102,16 @@ class Runner:
         self.backends: dict[str, Backend] = {e: get_backend(self.backend_of[e])(matrix.env(e), where)
                                              for e in selection.envs}
         self.state = RunState(self.run_id, run_dir)
+        self.state_dir = where.state_dir
+        # The result cache: what an unchanged cell key already gave is reused, never recomputed.
+        self.cache = ResultCache(where.state_dir)
+        self.refresh = set(refresh)  # envs whose artifacts and cells are recomputed whatever the cache says
+        self.fx_hash = {fx: fixture_hash(matrix.fixture(fx).path) for fx in selection.fixtures}
+        self.fps: dict[str, str | None] = {}
+        self.created: set[str] = set()
+        self.lock = threading.Lock()
+        self.reused_artifacts: dict[tuple, dict] = {}
+        self.reused_cells: dict[str, dict] = {}
 
     def mounts(self) -> tuple[Mount, ...]:
         """Paths a contained worker needs, each at its own path: the run dir (artifacts, journals,
@@ -107,8 +119,101 @@ class Runner:
         fixture_dirs = sorted({os.path.dirname(self.matrix.fixture(fx).path) for fx in self.sel.fixtures})
         worker = os.path.dirname(process.WORKER_MAIN)
         run_dir = os.path.abspath(self.run_dir)
-        return (Mount(run_dir, run_dir, read_only=False), Mount(worker, worker),
+        runs = os.path.dirname(run_dir)  # reused artifacts live in the runs that saved them
+        return (Mount(runs, runs), Mount(run_dir, run_dir, read_only=False), Mount(worker, worker),
                 *(Mount(d, d) for d in fixture_dirs if d != worker))
+
+    # -- the result cache ----------------------------------------------------------------------
+    def fingerprint(self, env: str) -> str | None:
+        """The env's fingerprint from its env-state record, if made for the spec as it is now."""
+        try:
+            state = self.backends[env].current_state()
+        except TfcompatError:
+            state = None
+        return env_fingerprint(self.matrix.env(env), state["installed"]) if state and state.get("installed") else None
+
+    def cached_artifact(self, env: str, fx: str, fmt: str) -> dict | None:
+        fp = self.fps.get(env)
+        if fp is None or env in self.refresh:
+            return None
+        return self.cache.artifact(artifact_key(fp, self.fx_hash[fx], fmt))
+
+    def cell_key(self, producer: str, consumer: str, fx: str, fmt: str) -> str | None:
+        fp, fc = self.fps.get(producer), self.fps.get(consumer)
+        if fp is None or fc is None:
+            return None
+        return cell_key(fp, fc, self.fx_hash[fx], fmt, self.matrix.fixture(fx).tolerances(), self.timeout)
+
+    def cached_cell(self, producer: str, consumer: str, fx: str, fmt: str) -> dict | None:
+        key = self.cell_key(producer, consumer, fx, fmt)
+        if key is None or self.refresh & {producer, consumer}:
+            return None
+        return self.cache.cell(key)
+
+    def cache_plan(self) -> dict:
+        """Per env, with what the env-state records say now: {artifacts: [cached, to run],
+        checks: [cached, to run]} (the env as consumer); nothing is built or started."""
+        self.fps = {env: self.fingerprint(env) for env in self.sel.envs}
+        out = {}
+        for env in self.sel.envs:
+            arts = [0, 0]
+            checks = [0, 0]
+            for fx in self.sel.fixtures:
+                for fmt in self.sel.formats:
+                    arts[0 if self.cached_artifact(env, fx, fmt) else 1] += 1
+                    for producer in self.sel.envs:
+                        art = self.cached_artifact(producer, fx, fmt)
+                        done = (art is not None and art["meta"].get("status") != "saved") or \
+                            self.cached_cell(producer, env, fx, fmt) is not None
+                        checks[0 if done else 1] += 1
+            out[env] = {"artifacts": arts, "checks": checks}
+        return out
+
+    def _needs_work(self, env: str) -> bool:
+        if self.fps.get(env) is None or env in self.refresh:
+            return True
+        for fx in self.sel.fixtures:
+            for fmt in self.sel.formats:
+                if self.cached_artifact(env, fx, fmt) is None:
+                    return True
+                for producer in self.sel.envs:
+                    art = self.cached_artifact(producer, fx, fmt)
+                    if art is None or (art["meta"].get("status") == "saved"
+                                       and not self.matrix.exclusion_for(producer, env, fx, fmt)
+                                       and self.cached_cell(producer, env, fx, fmt) is None):
+                        return True
+        return False
+
+    def _ensure(self, env: str) -> None:
+        """Make (or reuse) the env once per segment; its fingerprint follows what it holds now."""
+        with self.lock:
+            if env in self.created:
+                return
+        backend = self.backends[env]
+        t = time.time()
+        rebuilt = backend.create()
+        self._time(env, "create_s", t)
+        self.log("%-18s env %s (%.0fs)" % (env, "built" if rebuilt else "reused", time.time() - t))
+        with self.lock:
+            self.created.add(env)
+            self.fps[env] = self.fingerprint(env)
+
+    def _fill_cache(self, records: list[dict]) -> None:
+        """Put what this run computed into the cache (reused entries are already there)."""
+        versions = self.store.versions(self.sel.envs)
+        metas, _ = self.store.saves(self.sel)
+        for (env, fx, fmt), meta in metas.items():
+            fp = self.fps.get(env)
+            if fp is None or (env, fx, fmt) in self.reused_artifacts:
+                continue
+            self.cache.put_artifact(artifact_key(fp, self.fx_hash[fx], fmt), meta,
+                                    self.store.artifact_dir(env, fx, fmt), self.run_id, versions.get(env))
+        for rec in records:
+            if rec.get("consumer") is None or rec.get("cached"):
+                continue
+            key = self.cell_key(rec["producer"], rec["consumer"], rec["fixture"], rec["format"])
+            if key is not None:
+                self.cache.put_cell(key, rec)
 
     # -- the run -----------------------------------------------------------------------------
     def run(self) -> dict:
@@ -117,26 +222,31 @@ class Runner:
         meta = self.store.load_meta() or {
             "run_id": self.run_id, "started": _iso(started), "matrix_path": self.matrix.path,
             "backend": self.default_backend, "selection": self.sel.__dict__, "worker_version": WORKER_VERSION,
-            "tfcompat_version": __version__, "fixtures": list(self.sel.fixtures), "formats": list(self.sel.formats)}
+            "tfcompat_version": __version__, "fixtures": list(self.sel.fixtures), "formats": list(self.sel.formats),
+            "refresh": sorted(self.refresh)}
         meta["backends"] = dict(meta.get("backends") or {}, **self.backend_of)
         self.store.save_meta(meta)
         self.store.set_env_errors({})  # this segment finds out again which envs cannot be built
         self.store.set_env_errors({}, "check")
         for cls in {type(b) for b in self.backends.values()}:
             cls.cleanup(self.run_id)  # what an earlier, killed segment of this run left running
+        self.fps = {env: self.fingerprint(env) for env in self.sel.envs}
+        self.needs = {env for env in self.sel.envs if self._needs_work(env)}
         try:
             t = time.time()
             self._parallel(self._create_and_save, self.sel.envs, "env")
             self.state.timings["wall_create_and_save_s"] = round(time.time() - t, 1)
             t = time.time()
             ok = [e for e in self.sel.envs if e not in self.state.env_errors]
-            self._parallel(self._check, ok, "check")
+            todo = self._plan_checks(ok)
+            self._parallel(self._check, [e for e in ok if todo.get(e)], "check")
             self.state.timings["wall_check_s"] = round(time.time() - t, 1)
         finally:
             for cls in {type(b) for b in self.backends.values()}:
                 cls.cleanup(self.run_id)
         records = assemble(self.store, self.matrix, self.sel)
         self.store.write_results(records)
+        self._fill_cache(records)
         meta.update(self._meta_tail(started, meta, records))
         self.store.save_meta(meta)
         return meta
@@ -165,15 +275,22 @@ class Runner:
         return call
 
     def _create_and_save(self, env: str) -> None:
-        backend = self.backends[env]
-        t = time.time()
-        rebuilt = backend.create()
-        self._time(env, "create_s", t)
-        self.log("%-18s env %s (%.0fs)" % (env, "built" if rebuilt else "reused", time.time() - t))
+        if env not in self.needs:
+            for fx in self.sel.fixtures:
+                for fmt in self.sel.formats:
+                    self.reused_artifacts[(env, fx, fmt)] = self.cached_artifact(env, fx, fmt) or {}
+            self.log("%-18s all cached: env not needed" % env)
+            return
+        self._ensure(env)
         items = []
+        done = self.store.read(env, "save").done  # a resumed segment keeps what it saved
         for fx in self.sel.fixtures:
             spec = self.matrix.fixture(fx)
             for fmt in self.sel.formats:
+                cached = None if save_key(fx, fmt) in done else self.cached_artifact(env, fx, fmt)
+                if cached is not None:
+                    self.reused_artifacts[(env, fx, fmt)] = cached
+                    continue
                 items.append({"key": save_key(fx, fmt), "fixture": fx, "fixture_path": spec.path,
                               "format": fmt, "out_dir": self.store.artifact_dir(env, fx, fmt),
                               "module_dir": self.store.module_dir(env, fx)})
@@ -184,20 +301,39 @@ class Runner:
             first = next(iter(out.failed.values()))
             raise EnvError("%s: %s" % (env, first.get("message")))
         saved = sum(1 for r in out.done.values() if r.get("status") == "saved")
-        self.log("%-18s saved %d/%d artifacts (%d TF import(s))" % (env, saved, len(items), out.processes))
+        reused = len(self.sel.fixtures) * len(self.sel.formats) - len(items)
+        self.log("%-18s saved %d/%d artifacts%s (%d TF import(s))" % (
+            env, saved, len(items), ", %d from the cache" % reused if reused else "", out.processes))
+
+    def _plan_checks(self, consumers: list[str]) -> dict[str, list[dict]]:
+        """Check items per consumer that the cache does not answer; writes what is reused."""
+        self.store.save_reused({k: v for k, v in self.reused_artifacts.items() if v}, {})
+        metas, _ = self.store.saves(self.sel)
+        todo: dict[str, list[dict]] = {}
+        for consumer in consumers:
+            items = todo.setdefault(consumer, [])
+            for (producer, fx, fmt), meta in metas.items():
+                if meta.get("status") != "saved" or self.matrix.exclusion_for(producer, consumer, fx, fmt):
+                    continue
+                key = check_key(producer, consumer, fx, fmt)
+                cached = self.cached_cell(producer, consumer, fx, fmt)
+                if cached is not None:
+                    self.reused_cells[key] = cached
+                    continue
+                spec = self.matrix.fixture(fx)
+                items.append({"key": key, "producer": producer, "fixture": fx, "format": fmt,
+                              "artifact_dir": self.store.artifact_location(producer, fx, fmt, self.reused_artifacts),
+                              "fixture_path": spec.path, "tolerances": spec.tolerances()})
+        self.store.save_reused({k: v for k, v in self.reused_artifacts.items() if v}, self.reused_cells)
+        self.todo = todo
+        return todo
 
     def _check(self, consumer: str) -> None:
+        self._ensure(consumer)
         plain: list[dict] = []
         code: list[dict] = []
-        metas, _ = self.store.saves(self.sel)
-        for (producer, fx, fmt), meta in metas.items():
-            if meta.get("status") != "saved" or self.matrix.exclusion_for(producer, consumer, fx, fmt):
-                continue
-            spec = self.matrix.fixture(fx)
-            item = {"key": check_key(producer, consumer, fx, fmt), "producer": producer,
-                    "fixture": fx, "format": fmt, "artifact_dir": self.store.artifact_dir(producer, fx, fmt),
-                    "fixture_path": spec.path, "tolerances": spec.tolerances()}
-            (code if FORMATS[fmt][2] == "code" else plain).append(item)
+        for item in self.todo[consumer]:
+            (code if FORMATS[item["format"]][2] == "code" else plain).append(item)
         t = time.time()
         # The no-remedy process never gets a fixture path: it runs as a user without the code.
         plain_items = [{k: v for k, v in it.items() if k != "fixture_path"} for it in plain]
@@ -207,8 +343,10 @@ class Runner:
         t = time.time()
         out2 = self._worker(consumer, "check-remedies", "remedies", again, timeout=self.timeout)
         self._time(consumer, "check_remedies_s", t)
-        self.log("%-18s checked %d artifacts (%d no-remedy, %d with remedies; %d+%d TF import(s))" % (
-            consumer, len(plain) + len(code), len(plain), len(again), out.processes, out2.processes))
+        cached = sum(1 for k in self.reused_cells if k.split("|")[2] == consumer)
+        self.log("%-18s checked %d artifacts (%d no-remedy, %d with remedies; %d+%d TF import(s))%s" % (
+            consumer, len(plain) + len(code), len(plain), len(again), out.processes, out2.processes,
+            "; %d cell(s) from the cache" % cached if cached else ""))
 
     def _worker(self, env: str, phase: str, mode: str | None, items: list[dict], timeout: float):
         backend = self.backends[env]
@@ -245,6 +383,9 @@ class Runner:
                 "duration_s": round(sum(s["duration_s"] for s in prior + [segment]), 1),
                 "envs": envs, "tf_imports": self.store.tf_imports(self.sel.envs), "outcome_counts": counts,
                 "harness_defects": harness_defects(records),
+                "cache": {"cells_reused": sum(1 for r in records if r.get("cached")),
+                          "artifacts_reused": sum(1 for v in self.reused_artifacts.values() if v),
+                          "entries_dropped": self.cache.dropped, "refresh": sorted(self.refresh)},
                 "phase_times": _phase_times(self.state), "checks": len(records),
                 "check_network": _network_summary(self.backends, self.state.env_errors)}
 
@@ -284,7 +425,8 @@ def _iso(t: float) -> str:
     return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def publish(run_dir: str, reports_dir: str, meta: dict, matrix: Matrix | None = None) -> tuple[str, dict]:
+def publish(run_dir: str, reports_dir: str, meta: dict, matrix: Matrix | None = None,
+            baseline: tuple[str, list[dict]] | None = None) -> tuple[str, dict]:
     """Copy the run's results into reports/ and render the page; returns (index.html path, the
     published run meta).
 
@@ -297,6 +439,20 @@ def publish(run_dir: str, reports_dir: str, meta: dict, matrix: Matrix | None = 
     if matrix is not None:
         annotate_expectations(records, matrix)
     meta = dict(meta, expectations=expectation_summary(records), harness_defects=harness_defects(records))
+    if baseline is not None:
+        from .diff import TITLES, diff, write
+
+        changes = diff(baseline[1], records, baseline[0])
+        write(changes, reports_dir)
+        meta["changes"] = {
+            "summary": changes.summary(),
+            "unexpected": [c.line() for c in changes.of("regression") if not c.expected],
+            "sections": [(kind, title, [c.line() for c in changes.of(kind)[:50]], max(0, len(changes.of(kind)) - 50))
+                         for kind, title in TITLES.items() if changes.of(kind)]}
+    with open(os.path.join(reports_dir, "junit.xml"), "wb") as fh:
+        from .junit import junit_xml
+
+        fh.write(junit_xml(records, str(meta.get("run_id"))))
     dst = os.path.join(reports_dir, "results.jsonl")
     if os.path.exists(dst):
         os.remove(dst)

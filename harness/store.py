@@ -83,11 +83,36 @@ class RunStore:
         except (OSError, ValueError):
             return {}
 
+    # -- results reused from the cache (written before the phases, each segment) --------------
+    def save_reused(self, artifacts: dict, cells: dict) -> None:
+        """`artifacts`: {(producer, fixture, format): cache entry}; `cells`: {check key: cache entry}."""
+        data = {"artifacts": {"|".join(k): v for k, v in sorted(artifacts.items())}, "cells": cells}
+        tmp = self.path("reused.json.tmp")
+        with open(tmp, "w") as fh:
+            json.dump(data, fh, sort_keys=True, default=str)
+        os.replace(tmp, self.path("reused.json"))
+
+    def reused(self) -> tuple[dict, dict]:
+        """({(producer, fixture, format): artifact entry}, {check key: cell entry}) this run reuses."""
+        try:
+            with open(self.path("reused.json")) as fh:
+                data = json.load(fh)
+        except (OSError, ValueError):
+            return {}, {}
+        artifacts = {tuple(k.split("|")): v for k, v in (data.get("artifacts") or {}).items()}
+        return artifacts, data.get("cells") or {}
+
+    def artifact_location(self, env: str, fixture: str, fmt: str, reused: dict | None = None) -> str:
+        """Where the artifact is: in the run that saved it when it is reused, else in this run."""
+        entry = (reused if reused is not None else self.reused()[0]).get((env, fixture, fmt))
+        return entry["artifact_dir"] if entry else self.artifact_dir(env, fixture, fmt)
+
     # -- derived reads -----------------------------------------------------------------------
     def saves(self, sel: Selection) -> tuple[dict, dict]:
-        """({(producer, fixture, format): meta} of artifacts the save phase finished,
-        {(producer, fixture, format): failure event} of artifacts lost with their worker)."""
+        """({(producer, fixture, format): meta} of artifacts the save phase finished or the cache
+        gave, {(producer, fixture, format): failure event} of artifacts lost with their worker)."""
         errors = self.env_errors()
+        reused, _ = self.reused()
         metas, lost = {}, {}
         for env in sel.envs:
             if env in errors:
@@ -100,10 +125,13 @@ class RunStore:
                         metas[(env, fx, fmt)] = j.done[key]
                     elif key in j.failed:
                         lost[(env, fx, fmt)] = j.failed[key]
+                    elif (env, fx, fmt) in reused:
+                        metas[(env, fx, fmt)] = reused[(env, fx, fmt)]["meta"]
         return metas, lost
 
     def versions(self, envs: tuple[str, ...]) -> dict:
-        """env -> the versions its workers reported (python, tensorflow, keras, packages)."""
+        """env -> the versions its workers reported (python, tensorflow, keras, packages), else
+        those recorded with the artifacts this run reuses."""
         out = {}
         for env in envs:
             for phase in PHASES:
@@ -111,6 +139,9 @@ class RunStore:
                 if ready and ready.get("versions"):
                     out[env] = ready["versions"]
                     break
+        for (env, _, _), entry in self.reused()[0].items():
+            if env in envs and env not in out and entry.get("versions"):
+                out[env] = entry["versions"]
         return out
 
     def tf_imports(self, envs: tuple[str, ...]) -> dict:

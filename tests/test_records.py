@@ -205,6 +205,30 @@ def test_a_process_killed_on_a_cell_then_retried_is_in_the_cell(tmp_path):
     assert rec["outcome"] == "pass-with-remedy" and "retried once in a fresh process" in rec["hint"]
 
 
+def test_cells_and_artifacts_from_the_cache_are_records_marked_cached(tmp_path):
+    # A's artifact and the A -> A cell come from an earlier run; B (new) checks A's artifact now.
+    from harness.store import check_key
+
+    r = SynthRun(tmp_path, [A, B], ("control",), ("h5",))
+    r.saved(B, "control", "h5")
+    old = {"producer": A, "consumer": A, "fixture": "control", "format": "h5", "outcome": "degraded",
+           "run_id": "old-run", "lost": ["optimizer_state"], "versions": {"producer": {"tensorflow": "2.15.1"}}}
+    r.store.save_reused({(A, "control", "h5"): {"meta": {"status": "saved", "fixture": "control", "format": "h5"},
+                                                  "artifact_dir": "/old/run/artifacts", "run_id": "old-run",
+                                                  "versions": {"tensorflow": "2.15.1"}}},
+                        {check_key(A, A, "control", "h5"): {"record": old}})
+    r.checked(A, B, "control", "h5", plain=[att(None, "pass")])
+    r.checked(B, A, "control", "h5", plain=[att(None, "pass")])
+    r.checked(B, B, "control", "h5", plain=[att(None, "pass")])
+    cells = r.cells()
+    kept = cells[(A, A, "control", "h5")]
+    assert kept["cached"] is True and kept["cached_from"] == "old-run" and kept["outcome"] == "degraded"
+    assert kept["lost"] == ["optimizer_state"] and kept["run_id"] == r.store.run_id
+    fresh = cells[(A, B, "control", "h5")]
+    assert fresh["cached"] is False and fresh["outcome"] == "pass"
+    assert fresh["versions"]["producer"]["tensorflow"] == "2.15.1"
+
+
 def test_assemble_is_a_pure_function_of_the_store(tmp_path):
     r = run(tmp_path)
     fill(r)

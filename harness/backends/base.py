@@ -12,6 +12,7 @@ from functools import cache
 from typing import Protocol
 
 from ..envstate import EnvStates
+from ..errors import TfcompatError
 from ..matrix import EnvSpec
 
 
@@ -131,6 +132,22 @@ class Backend(ABC):
         """This backend's env-state record for the env (`.tfcompat/envs/<id>.json`)."""
         return self.states.get(self.spec.id, self.name)
 
+    def wanted_state(self) -> dict:
+        """What the record must say for the env to be current (spec hash and where it lives)."""
+        raise NotImplementedError(self.name)
+
+    def current_state(self) -> dict | None:
+        """The env-state record if it was made for the spec as it is now (nothing is built or
+        started): its `installed` gives the env's fingerprint before any work."""
+        recorded = self.recorded_state()
+        try:
+            want = self.wanted_state()
+        except TfcompatError:
+            return None
+        if recorded and all(recorded.get(k) == v for k, v in want.items()):
+            return recorded
+        return None
+
     def record_state(self, state: dict) -> None:
         self.states.put(self.spec.id, self.name, state)
 
@@ -155,6 +172,20 @@ class Backend(ABC):
     def remove(cls, where: Where, entry: dict) -> None:
         """Delete one env from listing()."""
         raise NotImplementedError(cls.name)
+
+
+# Lists what an env holds without importing TensorFlow (Python 3.7 has no importlib.metadata).
+INSTALLED = (
+    "import json, sys\n"
+    "try:\n"
+    "    import importlib.metadata as m\n"
+    "    dists = [(d.metadata['Name'], d.version) for d in m.distributions()]\n"
+    "except ImportError:\n"
+    "    import pkg_resources\n"
+    "    dists = [(d.project_name, d.version) for d in pkg_resources.working_set]\n"
+    "print(json.dumps({'python': '%d.%d.%d' % sys.version_info[:3], 'packages': "
+    "dict(sorted((str(n).lower().replace('_', '-'), v) for n, v in dists if n))}))\n"
+)
 
 
 @cache

@@ -17,7 +17,7 @@ import threading
 
 from ..errors import BackendUnavailable, EnvError
 from ..matrix import EnvSpec
-from .base import Backend, Launch, Launcher, Where
+from .base import INSTALLED, Backend, Launch, Launcher, Where
 from .build_secrets import BuildSecrets, pip_settings
 
 REPOSITORY = "tfcompat-env"
@@ -104,6 +104,13 @@ class DockerBackend(Backend):
         spec_hash = self.spec.spec_hash(self.identity(base_id))
         return spec_hash, "%s:%s-%s" % (REPOSITORY, self.spec.id, spec_hash[:12])
 
+    def wanted_state(self) -> dict:
+        try:
+            spec_hash, tag = self.wanted(client())
+        except BackendUnavailable as exc:
+            raise EnvError("%s: %s" % (self.spec.id, exc)) from None
+        return {"spec_hash": spec_hash, "image": tag, "base_image": self.base_image()}
+
     def create(self) -> bool:
         try:
             engine = client()
@@ -113,12 +120,24 @@ class DockerBackend(Backend):
         want = {"spec_hash": spec_hash, "image": tag, "base_image": self.base_image()}
         self.image = tag
         existing = _image(engine, tag)
+        recorded = self.recorded_state() or {}
         if existing is not None and existing.labels.get(LABEL + "spec_hash") == spec_hash:
-            self.record_state(dict(want, image_id=existing.id))
+            if recorded.get("image_id") == existing.id and recorded.get("installed"):
+                return False
+            self.record_state(dict(want, image_id=existing.id, installed=self.list_installed(engine, tag)))
             return False
         image_id = self._build(engine, tag, spec_hash)
-        self.record_state(dict(want, image_id=image_id))
+        self.record_state(dict(want, image_id=image_id, installed=self.list_installed(engine, tag)))
         return True
+
+    def list_installed(self, engine, tag: str) -> dict:
+        """{"python", "packages"} as the image holds them, from a short container with no network."""
+        try:
+            out = engine.containers.run(tag, [VENV_PYTHON, "-I", "-c", INSTALLED], network_mode="none",
+                                        remove=True, stdout=True, stderr=False)
+            return json.loads(out)
+        except Exception as exc:
+            raise EnvError("%s: cannot list what image %s holds: %s" % (self.spec.id, tag, _short(exc))) from None
 
     def _build(self, engine, tag: str, spec_hash: str) -> str:
         os.makedirs(self.log_dir, exist_ok=True)

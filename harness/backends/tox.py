@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -10,7 +11,7 @@ import sys
 from ..errors import EnvError, TfcompatError
 from ..interpreters import find_python
 from ..matrix import EnvSpec
-from .base import Backend, Launcher, LocalPython, Where
+from .base import INSTALLED, Backend, Launcher, LocalPython, Where
 
 
 def tox_workdir(root: str) -> str:
@@ -31,15 +32,30 @@ class ToxBackend(Backend):
     def launcher(self) -> Launcher:
         return LocalPython(self.python())
 
+    def wanted_state(self) -> dict:
+        return {"spec_hash": self.spec.spec_hash(find_python(self.spec.python)), "location": self.location()}
+
     def create(self) -> bool:
-        python = find_python(self.spec.python)
-        want = {"spec_hash": self.spec.spec_hash(python), "location": self.location()}
-        recorded = self.recorded_state()
-        if recorded == want and os.path.exists(self.python()):
+        want = self.wanted_state()
+        recorded = self.recorded_state() or {}
+        current = bool(recorded) and all(recorded.get(k) == v for k, v in want.items())
+        if current and os.path.exists(self.python()) and recorded.get("installed"):
             return False
-        self._tox(recreate=recorded is not None and os.path.isdir(self.location()))
-        self.record_state(want)
-        return True
+        rebuilt = not (current and os.path.exists(self.python()))
+        if rebuilt:
+            self._tox(recreate=bool(recorded) and os.path.isdir(self.location()))
+        self.record_state(dict(want, installed=self.list_installed()))
+        return rebuilt
+
+    def list_installed(self) -> dict:
+        """{"python": "3.11.7", "packages": {name: version}} as the env holds them (no TF import)."""
+        proc = subprocess.run([self.python(), "-I", "-c", INSTALLED], capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, timeout=120)
+        try:
+            return json.loads(proc.stdout)
+        except ValueError:
+            raise EnvError("%s: cannot list what the env holds: %s" % (
+                self.spec.id, (proc.stderr.strip().splitlines() or ["no output"])[-1])) from None
 
     def _tox(self, recreate: bool) -> None:
         # With no record (a new state dir) tox itself reconciles the env it has: it reinstalls only

@@ -1,0 +1,162 @@
+"""The result cache (`.tfcompat/cache/`): artifacts and cell records kept across runs, keyed by all
+a result depends on, so a run computes only what changed.
+
+- env fingerprint: the resolved spec (requirements, env vars) and what is installed, as listed in
+  the env (Python version and every distribution's version); the backend is not part of it, so the
+  same packages under tox or Docker share results;
+- artifact key: producer fingerprint, fixture source hash, format, worker version;
+- cell key: producer and consumer fingerprints, fixture source hash, format, worker version, the
+  check settings (tolerances, timeout).
+
+Artifacts are kept like gold files: an entry points at the artifact dir of the run that saved it
+(runs are never rewritten), so a new consumer reads it without the producer env. An entry that does
+not parse, or whose artifact no longer matches its recorded digest, is dropped and recomputed.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+
+from .matrix import EnvSpec
+from .worker import WORKER_VERSION
+
+# Outcomes worth keeping: deterministic results. A crash or hang may be flaky, and env and harness
+# errors are not results: those cells run again.
+CACHED_OUTCOMES = {"pass", "pass-with-remedy", "degraded", "load-error", "wrong-output", "not-applicable"}
+CACHED_SAVES = {"saved", "not-applicable", "save-error"}
+
+
+def _digest(data) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+
+
+def env_fingerprint(spec: EnvSpec, installed: dict) -> str:
+    """What an env is, for its results: `installed` is {"python": "3.11.7", "packages": {name: version}}."""
+    return _digest({"requirements": spec.requirements(), "env_vars": spec.env_vars(),
+                    "python": installed.get("python"), "packages": installed.get("packages") or {}})
+
+
+def fixture_hash(path: str) -> str:
+    """The fixture module's source plus the sibling modules it imports (its helpers), transitively."""
+    folder = os.path.dirname(path)
+    seen: dict[str, bytes] = {}
+    todo = [path]
+    while todo:
+        current = todo.pop()
+        if current in seen or not os.path.isfile(current):
+            continue
+        with open(current, "rb") as fh:
+            seen[current] = fh.read()
+        try:
+            tree = ast.parse(seen[current])
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] + [a.name for a in node.names] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                todo.append(os.path.join(folder, name.split(".")[0] + ".py"))
+    return _digest({os.path.basename(p): hashlib.sha256(src).hexdigest() for p, src in sorted(seen.items())})
+
+
+def artifact_key(producer_fp: str, fixture_hash_: str, fmt: str) -> str:
+    return _digest(["artifact", producer_fp, fixture_hash_, fmt, WORKER_VERSION])
+
+
+def cell_key(producer_fp: str, consumer_fp: str, fixture_hash_: str, fmt: str, tolerances: dict,
+             timeout: float) -> str:
+    return _digest(["cell", producer_fp, consumer_fp, fixture_hash_, fmt, WORKER_VERSION, tolerances, timeout])
+
+
+def artifact_digest(artifact_dir: str) -> str | None:
+    """Names and sizes of every file under the artifact dir, and meta.json's bytes: enough to see an
+    artifact that was moved, cut short or rewritten."""
+    if not os.path.isdir(artifact_dir):
+        return None
+    files = []
+    for root, _, names in os.walk(artifact_dir):
+        for name in names:
+            full = os.path.join(root, name)
+            files.append((os.path.relpath(full, artifact_dir), os.path.getsize(full)))
+    meta = os.path.join(artifact_dir, "meta.json")
+    meta_sha = None
+    if os.path.exists(meta):
+        with open(meta, "rb") as fh:
+            meta_sha = hashlib.sha256(fh.read()).hexdigest()
+    return _digest({"files": sorted(files), "meta": meta_sha})
+
+
+class ResultCache:
+    """`<state_dir>/cache/{artifacts,cells}/<key[:2]>/<key>.json`."""
+
+    def __init__(self, state_dir: str) -> None:
+        self.dir = os.path.join(state_dir, "cache")
+        self.dropped = 0  # corrupt or stale entries found (and removed) by this process
+
+    def _path(self, kind: str, key: str) -> str:
+        return os.path.join(self.dir, kind, key[:2], key + ".json")
+
+    def _read(self, kind: str, key: str) -> dict | None:
+        path = self._path(kind, key)
+        try:
+            with open(path) as fh:
+                entry = json.load(fh)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            return self._drop(kind, key)
+        if not isinstance(entry, dict) or entry.get("key") != key:
+            return self._drop(kind, key)
+        return entry
+
+    def _drop(self, kind: str, key: str) -> dict | None:
+        """Remove an entry that cannot be trusted; None, so `return self._drop(...)` reads as a miss."""
+        self.dropped += 1
+        try:
+            os.remove(self._path(kind, key))
+        except OSError:
+            pass
+        return None
+
+    def _write(self, kind: str, key: str, entry: dict) -> None:
+        path = self._path(kind, key)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = "%s.%d.tmp" % (path, os.getpid())
+        with open(tmp, "w") as fh:
+            json.dump(dict(entry, key=key), fh, sort_keys=True, default=str)
+        os.replace(tmp, path)
+
+    def artifact(self, key: str) -> dict | None:
+        """{"meta", "artifact_dir", "run_id", "versions", "digest"}, if the artifact is still as saved."""
+        entry = self._read("artifacts", key)
+        if entry is None:
+            return None
+        if not isinstance(entry.get("meta"), dict):
+            return self._drop("artifacts", key)
+        if entry["meta"].get("status") == "saved" and artifact_digest(entry.get("artifact_dir") or "") != entry.get(
+                "digest"):
+            return self._drop("artifacts", key)
+        return entry
+
+    def put_artifact(self, key: str, meta: dict, artifact_dir: str, run_id: str, versions: dict | None) -> None:
+        if meta.get("status") not in CACHED_SAVES:
+            return
+        self._write("artifacts", key, {"meta": meta, "artifact_dir": artifact_dir, "run_id": run_id,
+                                       "versions": versions, "digest": artifact_digest(artifact_dir)})
+
+    def cell(self, key: str) -> dict | None:
+        """The record first computed for this cell key, as it was."""
+        entry = self._read("cells", key)
+        if entry is None:
+            return None
+        record = entry.get("record")
+        if not isinstance(record, dict) or record.get("outcome") not in CACHED_OUTCOMES:
+            return self._drop("cells", key)
+        return entry
+
+    def put_cell(self, key: str, record: dict) -> None:
+        if record.get("outcome") in CACHED_OUTCOMES and not record.get("cached"):
+            self._write("cells", key, {"record": record})
