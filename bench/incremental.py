@@ -43,9 +43,10 @@ def step(workdir: str, label: str) -> dict:
         meta = json.load(fh)
     with open(os.path.join(workdir, "reports", "results.jsonl")) as fh:
         records = [json.loads(line) for line in fh]
-    computed = [r for r in records if r["consumer"] and not r["cached"]]
+    # cells a worker checked in this run (not-applicable and excluded cells need no check)
+    computed = [r for r in records if r["consumer"] and not r["cached"] and r["attempts"]]
     imports = sum(sum(v.values()) for v in meta["tf_imports"].values())
-    print("%-28s %6.1f s wall, %4d records, %4d cells computed, %4d from the cache, %2d TF imports" % (
+    print("%-28s %6.1f s wall, %4d records, %4d cells checked, %4d from the cache, %2d TF imports" % (
         label, wall, len(records), len(computed), meta["cache"]["cells_reused"], imports), flush=True)
     return {"wall": wall, "computed": computed, "meta": meta}
 

@@ -39,6 +39,10 @@ def env_fingerprint(spec: EnvSpec, installed: dict) -> str:
                     "python": installed.get("python"), "packages": installed.get("packages") or {}})
 
 
+def _spec_digest(spec: EnvSpec) -> str:
+    return _digest([spec.python, spec.requirements(), spec.env_vars()])
+
+
 def fixture_hash(path: str) -> str:
     """The fixture module's source plus the sibling modules it imports (its helpers), transitively."""
     folder = os.path.dirname(path)
@@ -156,6 +160,29 @@ class ResultCache:
         if not isinstance(record, dict) or record.get("outcome") not in CACHED_OUTCOMES:
             return self._drop("cells", key)
         return entry
+
+    # The last fingerprint seen per env spec: what a machine that has not built the env yet (a
+    # planner, a CI job) assumes; the env's own listing replaces it once the env is made.
+    def remembered(self, env_id: str, spec: EnvSpec) -> str | None:
+        entry = self._fingerprints().get(env_id) or {}
+        return entry.get("fp") if entry.get("spec") == _spec_digest(spec) else None
+
+    def remember(self, fps: dict[str, str | None], specs: dict[str, EnvSpec]) -> None:
+        data = self._fingerprints()
+        data.update({e: {"spec": _spec_digest(specs[e]), "fp": fp} for e, fp in fps.items() if fp and e in specs})
+        os.makedirs(self.dir, exist_ok=True)
+        path = os.path.join(self.dir, "fingerprints.json")
+        with open(path + ".tmp", "w") as fh:
+            json.dump(data, fh, indent=1, sort_keys=True)
+        os.replace(path + ".tmp", path)
+
+    def _fingerprints(self) -> dict:
+        try:
+            with open(os.path.join(self.dir, "fingerprints.json")) as fh:
+                data = json.load(fh)
+            return data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}
 
     def put_cell(self, key: str, record: dict) -> None:
         if record.get("outcome") in CACHED_OUTCOMES and not record.get("cached"):

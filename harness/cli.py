@@ -41,13 +41,20 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--backend", default=None, choices=("tox", "docker"),
                      help="backend for the envs whose matrix entry names none (default: tox)")
     run.add_argument("--timeout", type=float, default=None, help="seconds per check (default: matrix check_timeout)")
+    run.add_argument("--stage", choices=("save", "check"),
+                     help="run one stage of a sharded run (CI machines): save (producers) or check (consumers)")
+    run.add_argument("--shard", default="1/1", metavar="I/N", help="with --stage: which shard (default 1/1)")
+    run.add_argument("--envs", help="with --stage: the envs of this shard, as `plan --shards` named them")
+    run.add_argument("--run-id", help="with --stage: the run id the plan gave (every shard must use it)")
     run.add_argument("--refresh", nargs="?", const="*", default=None, metavar="ENVS",
                      help="recompute instead of reusing cached results: all, or these comma-separated envs")
     run.add_argument("--resume", nargs="?", const="latest", default=None, metavar="RUN_ID",
                      help="finish an interrupted run (default: the latest) without redoing finished work")
     rep = sub.add_parser("report", help="re-render reports/ from a stored run")
     rep.add_argument("--run", default="latest", help="run id (default: latest)")
-    for sp in (run, rep):
+    mrg = sub.add_parser("merge", help="merge the output dirs of a sharded run into one run and write reports/")
+    mrg.add_argument("dirs", nargs="+", metavar="DIR", help="shard output dirs (.tfcompat/runs/<run id> of each)")
+    for sp in (run, rep, mrg):
         sp.add_argument("--baseline", metavar="RUN_OR_DIR",
                         help="list the changes since this run (a run id, a run or reports dir, or a results.jsonl)")
         sp.add_argument("--fail-on", choices=("regression", "unmet-expectation", "never"), default="regression",
@@ -58,6 +65,11 @@ def _parser() -> argparse.ArgumentParser:
     plan = sub.add_parser("plan", help="what would run")
     selection(plan)
     plan.add_argument("--json", action="store_true", help="machine-readable output")
+    plan.add_argument("--shards", type=int, default=0, metavar="N",
+                      help="also the CI job matrices for N machines: save and check shards")
+    plan.add_argument("--github-output", action="store_true",
+                      help="with --shards: only KEY=VALUE lines for $GITHUB_OUTPUT (run_id, save, check, "
+                           "save_jobs, check_jobs)")
     return p
 
 
@@ -92,7 +104,20 @@ def _dispatch(args) -> int:
     if args.command == "plan":
         sel = rn.select(matrix, _split(args.only), _split(args.fixtures), _split(args.formats))
         runner = rn.Runner(matrix, sel, os.path.join(state_dir, "runs", "plan"), log=lambda line: None)
-        return _plan(matrix, sel, args.json, root, runner.cache_plan())
+        shards = None
+        if args.shards:
+            from .shards import shard_plan
+
+            shards = shard_plan(runner, args.shards)
+            if args.github_output:
+                for stage in ("save", "check"):
+                    print("%s=%s" % (stage, json.dumps(shards[stage], separators=(",", ":"))))
+                    print("%s_jobs=%d" % (stage, len(shards[stage]["include"])))
+                print("run_id=%s" % shards["run_id"])
+                return 0
+        return _plan(matrix, sel, args.json, root, runner.cache_plan(), shards)
+    if args.command == "merge":
+        return _merge(args, matrix, state_dir, reports)
     if args.command == "envs":
         from .envs import envs
 
@@ -108,6 +133,8 @@ def _dispatch(args) -> int:
         _say_expectations(meta["expectations"])
         print(index)
         return max(_say_defects(meta), _say_changes(meta, args.fail_on))
+    if args.stage:
+        return _stage(args, matrix, state_dir)
     stored_meta: dict = {}
     if args.resume:
         run_dir = (store.latest_run_dir(state_dir) if args.resume == "latest"
@@ -153,6 +180,60 @@ def _dispatch(args) -> int:
     print("tfcompat: TF imports per env: " + ", ".join(
         "%s %s" % (e, "/".join(str(v) for v in c.values())) for e, c in meta["tf_imports"].items())
         + " (save/no-remedy/remedies)")
+    _say_expectations(meta["expectations"])
+    print("tfcompat: report: %s" % index)
+    return max(_say_defects(meta), _say_changes(meta, args.fail_on))
+
+
+def _stage(args, matrix, state_dir: str) -> int:
+    """One shard of a staged run: its output is `<state>/runs/<run id>` (upload it as is)."""
+    from . import runner as rn
+    from .shards import stage_group
+
+    sel = rn.select(matrix, _split(args.only), _split(args.fixtures), _split(args.formats))
+    run_id = args.run_id or "plan-" + rn.plan_id(matrix, sel)
+    run_dir = os.path.join(state_dir, "runs", run_id)
+    probe = rn.Runner(matrix, sel, run_dir, backend=args.backend, log=lambda line: None)
+    group = stage_group(probe, args.stage, args.shard, _split(args.envs))
+    if not group:
+        print("tfcompat: %s shard %s: nothing to run" % (args.stage, args.shard))
+        return 0
+    rn.preflight(matrix, store_selection(sel, group), args.backend)
+    os.makedirs(run_dir, exist_ok=True)
+    runner = rn.Runner(matrix, sel, run_dir, backend=args.backend, jobs=args.jobs, timeout=args.timeout,
+                       refresh=tuple(sel.envs) if args.refresh == "*" else tuple(_split(args.refresh) or ()),
+                       stage=args.stage, group=group, shard=args.shard)
+    print("tfcompat: run %s, %s shard %s: %s" % (run_id, args.stage, args.shard, ", ".join(group)))
+    meta = runner.run()
+    errors = {e: m for e, m in {**runner.state.env_errors, **runner.state.check_errors}.items()}
+    print("tfcompat: %s shard %s done in %.0fs%s; output: %s" % (
+        args.stage, args.shard, meta["duration_s"], "; env errors: %s" % ", ".join(errors) if errors else "",
+        run_dir))
+    return 0
+
+
+def store_selection(sel, envs):
+    from .store import Selection
+
+    return Selection(tuple(envs), sel.fixtures, sel.formats)
+
+
+def _merge(args, matrix, state_dir: str, reports: str) -> int:
+    from . import runner as rn
+    from .shards import merge, selection_of
+
+    sel = rn.select(matrix, None, None, None)
+    fresh = {"plan_id": rn.plan_id(matrix, sel), "selection": sel.__dict__, "worker_version": rn.WORKER_VERSION,
+             "matrix_path": matrix.path, "backend": "tox", "fixtures": list(sel.fixtures),
+             "formats": list(sel.formats), "tfcompat_version": rn.__version__}
+    run_dir, meta = merge(args.dirs, state_dir, fresh)
+    sel = selection_of(meta)
+    runner = rn.Runner(matrix, sel, run_dir, backend=meta.get("backend"), log=lambda line: None)
+    meta = runner.finish_merged(meta)
+    index, meta = rn.publish(run_dir, reports, meta, matrix, _baseline(args, state_dir))
+    counts = ", ".join("%s %d" % kv for kv in sorted(meta["outcome_counts"].items()))
+    print("tfcompat: merged %d shard(s) into %s: %d records (%s)" % (
+        len(meta["shards"]), os.path.basename(run_dir), meta["checks"], counts))
     _say_expectations(meta["expectations"])
     print("tfcompat: report: %s" % index)
     return max(_say_defects(meta), _say_changes(meta, args.fail_on))
@@ -222,7 +303,7 @@ def _profile_path(root: str, name: str) -> str:
     return known[name]
 
 
-def _plan(matrix, sel, as_json: bool, root: str, cached: dict) -> int:
+def _plan(matrix, sel, as_json: bool, root: str, cached: dict, shards: dict | None = None) -> int:
     n = len(sel.envs)
     plan: dict[str, Any] = {"environments": [{"id": e, "spec": matrix.env(e).describe(),
                               "backend": matrix.env(e).backend_name(),
@@ -235,6 +316,8 @@ def _plan(matrix, sel, as_json: bool, root: str, cached: dict) -> int:
                             "checks_cached": c["checks"][0], "checks_to_run": c["checks"][1]}
                       for env, c in cached.items()}}
     plan["checks_to_run"] = sum(c["checks_to_run"] for c in plan["cache"].values())
+    if shards is not None:
+        plan["shards"] = shards
     plan["profiles"] = _profile_counts(root, matrix)
     if as_json:
         print(json.dumps(plan, indent=1))
@@ -249,6 +332,15 @@ def _plan(matrix, sel, as_json: bool, root: str, cached: dict) -> int:
             print("  %-20s artifacts %d cached, %d to run; checks %d cached, %d to run" % (
                 env, c["artifacts_cached"], c["artifacts_to_run"], c["checks_cached"], c["checks_to_run"]))
         print("to run: %d of %d checks" % (plan["checks_to_run"], plan["checks"]))
+        if shards is not None:
+            print("shards (run id %s, plan %s):" % (shards["run_id"], shards["plan_id"]))
+            for stage in ("save", "check"):
+                exp = shards["expected"][stage]
+                for job in shards[stage]["include"]:
+                    print("  %-5s %-6s %s" % (stage, job["shard"], job["envs"]))
+                print("  %s: %d job(s); expected wall %.0f s (longest job), total %.0f s / %d machines = %.0f s%s"
+                      % (stage, exp["jobs"], exp["longest_s"], exp["total_s"], exp["machines"], exp["ideal_s"],
+                         "" if exp["recorded"] else " (no recorded costs: counted in work items)"))
         print("profiles:")
         for name, info in plan["profiles"].items():
             print("  %-10s %s" % (name, info.get("error") or "%d envs, %d fixtures, %d formats: %d checks" % (

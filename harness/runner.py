@@ -69,6 +69,31 @@ def preflight(matrix: Matrix, sel: Selection, backend: str | None) -> None:
         get_backend(name).preflight()
 
 
+def plan_id(matrix: Matrix, sel: Selection) -> str:
+    """What a staged run's shards must agree on: the selection, each env's spec, each fixture's
+    source, the formats and the worker version."""
+    import hashlib
+
+    data = {"selection": sel.__dict__, "worker": WORKER_VERSION,
+            "envs": {e: [matrix.env(e).requirements(), matrix.env(e).env_vars(), matrix.env(e).python]
+                     for e in sel.envs},
+            "fixtures": {f: fixture_hash(matrix.fixture(f).path) for f in sel.fixtures},
+            "exclusions": matrix.exclusions, "timeout": matrix.check_timeout}
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def shard_groups(envs: list[str], n: int, cost: dict[str, float]) -> list[list[str]]:
+    """`envs` in at most `n` groups balanced by `cost` (longest first, each to the lightest group);
+    deterministic for the same inputs. Empty groups are dropped."""
+    groups: list[list[str]] = [[] for _ in range(max(1, min(n, len(envs))))]
+    loads = [0.0] * len(groups)
+    for env in sorted(envs, key=lambda e: (-cost.get(e, 1.0), envs.index(e))):
+        i = loads.index(min(loads))
+        groups[i].append(env)
+        loads[i] += cost.get(env, 1.0)
+    return [sorted(g, key=envs.index) for g in groups if g]
+
+
 def project_root(matrix_path: str) -> str:
     """The dir holding tox.ini: next to the matrix, else the checkout this harness runs from."""
     here = os.path.dirname(os.path.abspath(matrix_path))
@@ -84,7 +109,8 @@ class Runner:
     """One run of the matrix with one backend."""
 
     def __init__(self, matrix: Matrix, selection: Selection, run_dir: str, *, backend: str | None = None,
-                 jobs: int = 2, timeout: float | None = None, log=None, refresh: tuple[str, ...] = ()) -> None:
+                 jobs: int = 2, timeout: float | None = None, log=None, refresh: tuple[str, ...] = (),
+                 stage: str | None = None, group: tuple[str, ...] | None = None, shard: str = "all") -> None:
         self.matrix = matrix
         self.sel = selection
         self.run_dir = run_dir
@@ -112,6 +138,11 @@ class Runner:
         self.lock = threading.Lock()
         self.reused_artifacts: dict[tuple, dict] = {}
         self.reused_cells: dict[str, dict] = {}
+        # A shard of a staged run (CI machines): only the save phase, or only the check phase, for
+        # `group` (producers or consumers); `merge` assembles the shards into one run.
+        self.stage = stage
+        self.group = tuple(group) if group is not None else tuple(selection.envs)
+        self.shard = "all" if stage is None else "%s-%s" % (stage, shard)
 
     def mounts(self) -> tuple[Mount, ...]:
         """Paths a contained worker needs, each at its own path: the run dir (artifacts, journals,
@@ -130,7 +161,9 @@ class Runner:
             state = self.backends[env].current_state()
         except TfcompatError:
             state = None
-        return env_fingerprint(self.matrix.env(env), state["installed"]) if state and state.get("installed") else None
+        if state and state.get("installed"):
+            return env_fingerprint(self.matrix.env(env), state["installed"])
+        return self.cache.remembered(env, self.matrix.env(env))
 
     def cached_artifact(self, env: str, fx: str, fmt: str) -> dict | None:
         fp = self.fps.get(env)
@@ -169,13 +202,15 @@ class Runner:
             out[env] = {"artifacts": arts, "checks": checks}
         return out
 
-    def _needs_work(self, env: str) -> bool:
+    def _needs_work(self, env: str, saves_only: bool = False) -> bool:
         if self.fps.get(env) is None or env in self.refresh:
             return True
         for fx in self.sel.fixtures:
             for fmt in self.sel.formats:
                 if self.cached_artifact(env, fx, fmt) is None:
                     return True
+                if saves_only:
+                    continue
                 for producer in self.sel.envs:
                     art = self.cached_artifact(producer, fx, fmt)
                     if art is None or (art["meta"].get("status") == "saved"
@@ -200,6 +235,7 @@ class Runner:
 
     def _fill_cache(self, records: list[dict]) -> None:
         """Put what this run computed into the cache (reused entries are already there)."""
+        self.cache.remember(self.fps, {e: self.matrix.env(e) for e in self.sel.envs})
         versions = self.store.versions(self.sel.envs)
         metas, _ = self.store.saves(self.sel)
         for (env, fx, fmt), meta in metas.items():
@@ -219,35 +255,86 @@ class Runner:
     def run(self) -> dict:
         """Both phases for the selection; returns the run meta (also written to run.json)."""
         started = time.time()
-        meta = self.store.load_meta() or {
+        meta = self.store.load_meta(self.shard) or {
             "run_id": self.run_id, "started": _iso(started), "matrix_path": self.matrix.path,
             "backend": self.default_backend, "selection": self.sel.__dict__, "worker_version": WORKER_VERSION,
             "tfcompat_version": __version__, "fixtures": list(self.sel.fixtures), "formats": list(self.sel.formats),
-            "refresh": sorted(self.refresh)}
+            "refresh": sorted(self.refresh), "plan_id": plan_id(self.matrix, self.sel),
+            "stage": self.stage, "shard": self.shard, "group": list(self.group)}
         meta["backends"] = dict(meta.get("backends") or {}, **self.backend_of)
-        self.store.save_meta(meta)
-        self.store.set_env_errors({})  # this segment finds out again which envs cannot be built
-        self.store.set_env_errors({}, "check")
-        for cls in {type(b) for b in self.backends.values()}:
+        self.store.save_meta(meta, self.shard)
+        for env in self.group:  # this segment finds out again which envs cannot be built
+            if self.stage != "check":
+                self.store.set_env_error(env, None)
+            if self.stage != "save":
+                self.store.set_env_error(env, None, "check")
+        for cls in {type(self.backends[e]) for e in self.group}:
             cls.cleanup(self.run_id)  # what an earlier, killed segment of this run left running
         self.fps = {env: self.fingerprint(env) for env in self.sel.envs}
-        self.needs = {env for env in self.sel.envs if self._needs_work(env)}
+        self.fps.update({e: fp for e, fp in self.store.fingerprints().items() if e not in self.group})
+        self.needs = {env for env in self.group if self._needs_work(env, saves_only=self.stage == "save")}
         try:
             t = time.time()
-            self._parallel(self._create_and_save, self.sel.envs, "env")
-            self.state.timings["wall_create_and_save_s"] = round(time.time() - t, 1)
-            t = time.time()
-            ok = [e for e in self.sel.envs if e not in self.state.env_errors]
-            todo = self._plan_checks(ok)
-            self._parallel(self._check, [e for e in ok if todo.get(e)], "check")
-            self.state.timings["wall_check_s"] = round(time.time() - t, 1)
+            if self.stage != "check":
+                self._parallel(self._create_and_save, self.group, "env")
+                self.state.timings["wall_create_and_save_s"] = round(time.time() - t, 1)
+            if self.stage == "check":
+                # Producers that no save shard ran: every artifact of theirs was in the cache.
+                saved = {(e, k) for e in self.sel.envs for k in self.store.read(e, "save").done}
+                for env in self.sel.envs:
+                    for fx in self.sel.fixtures:
+                        for fmt in self.sel.formats:
+                            if (env, save_key(fx, fmt)) not in saved:
+                                entry = self.cached_artifact(env, fx, fmt)
+                                if entry is not None:
+                                    self.reused_artifacts[(env, fx, fmt)] = entry
+            if self.stage != "save":
+                t = time.time()
+                errors = set(self.store.env_errors())
+                ok = [e for e in self.group if e not in errors]
+                todo = self._plan_checks(ok)
+                self._parallel(self._check, [e for e in ok if todo.get(e)], "check")
+                self.state.timings["wall_check_s"] = round(time.time() - t, 1)
+            else:
+                self.store.save_reused({k: v for k, v in self.reused_artifacts.items() if v}, {}, self.shard)
         finally:
-            for cls in {type(b) for b in self.backends.values()}:
+            for cls in {type(self.backends[e]) for e in self.group}:
                 cls.cleanup(self.run_id)
+        self.store.save_fingerprints({e: self.fps.get(e) for e in self.group}, self.shard)
+        if self.stage is not None:
+            meta.update(self._meta_tail(started, meta, []))
+            self.store.save_meta(meta, self.shard)
+            return meta
         records = assemble(self.store, self.matrix, self.sel)
         self.store.write_results(records)
         self._fill_cache(records)
         meta.update(self._meta_tail(started, meta, records))
+        self.store.save_meta(meta)
+        return meta
+
+    def finish_merged(self, meta: dict) -> dict:
+        """A run dir that shards were merged into: records, the cache, run.json."""
+        started = time.time()
+        self.fps = {env: self.fingerprint(env) for env in self.sel.envs}
+        self.fps.update(self.store.fingerprints())
+        # What no shard ran comes from the cache: producers with no save job, consumers with no check job.
+        saved = {(e, k) for e in self.sel.envs for k in self.store.read(e, "save").done}
+        self.reused_artifacts = dict(self.store.reused()[0])
+        for env in self.sel.envs:
+            for fx in self.sel.fixtures:
+                for fmt in self.sel.formats:
+                    if (env, save_key(fx, fmt)) not in saved and (env, fx, fmt) not in self.reused_artifacts:
+                        entry = self.cached_artifact(env, fx, fmt)
+                        if entry is not None:
+                            self.reused_artifacts[(env, fx, fmt)] = entry
+        self.shard = "merge"
+        self._plan_checks([e for e in self.sel.envs if e not in self.store.env_errors()])
+        records = assemble(self.store, self.matrix, self.sel)
+        self.store.write_results(records)
+        self._fill_cache(records)
+        self.state.env_errors = self.store.env_errors()
+        self.state.check_errors = self.store.env_errors("check")
+        meta.update(self._meta_tail(started, meta, records))  # duration_s: the shards' machine time, summed
         self.store.save_meta(meta)
         return meta
 
@@ -258,7 +345,7 @@ class Runner:
                 for env, err in zip(envs, pool.map(self._guard(fn), envs)):
                     if err:
                         errors[env] = err
-                        self.store.set_env_errors(errors, phase)
+                        self.store.set_env_error(env, err, phase)
                         self.log("%-18s env-error: %s" % (env, err))
             except (KeyboardInterrupt, process.Interrupted):
                 # Stop every watcher (each kills its worker) before the pool waits for them.
@@ -307,7 +394,7 @@ class Runner:
 
     def _plan_checks(self, consumers: list[str]) -> dict[str, list[dict]]:
         """Check items per consumer that the cache does not answer; writes what is reused."""
-        self.store.save_reused({k: v for k, v in self.reused_artifacts.items() if v}, {})
+        self.store.save_reused({k: v for k, v in self.reused_artifacts.items() if v}, {}, self.shard)
         metas, _ = self.store.saves(self.sel)
         todo: dict[str, list[dict]] = {}
         for consumer in consumers:
@@ -324,7 +411,7 @@ class Runner:
                 items.append({"key": key, "producer": producer, "fixture": fx, "format": fmt,
                               "artifact_dir": self.store.artifact_location(producer, fx, fmt, self.reused_artifacts),
                               "fixture_path": spec.path, "tolerances": spec.tolerances()})
-        self.store.save_reused({k: v for k, v in self.reused_artifacts.items() if v}, self.reused_cells)
+        self.store.save_reused({k: v for k, v in self.reused_artifacts.items() if v}, self.reused_cells, self.shard)
         self.todo = todo
         return todo
 

@@ -54,53 +54,104 @@ class RunStore:
         return process.read_journal(self.journal(env, phase))
 
     # -- run.json ----------------------------------------------------------------------------
-    def load_meta(self) -> dict | None:
+    def _meta_path(self, shard: str) -> str:
+        # A shard's meta goes beside the others', so shards copied into one dir never collide.
+        return self.path("run.json") if shard == "all" else self.path("shards", shard.replace("/", "of") + ".json")
+
+    def load_meta(self, shard: str = "all") -> dict | None:
         try:
-            with open(self.path("run.json")) as fh:
+            with open(self._meta_path(shard)) as fh:
                 return json.load(fh)
         except (OSError, ValueError):
             return None
 
-    def save_meta(self, meta: dict) -> None:
-        tmp = self.path("run.json.tmp")
-        with open(tmp, "w") as fh:
+    def save_meta(self, meta: dict, shard: str = "all") -> None:
+        path = self._meta_path(shard)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path + ".tmp", "w") as fh:
             json.dump(meta, fh, indent=1, sort_keys=True, default=str)
-        os.replace(tmp, self.path("run.json"))
+        os.replace(path + ".tmp", path)
 
-    # -- env errors (rewritten each run segment: an env that builds now is no longer in error) --
-    # env-errors.json: envs that could not be built or save (no artifacts, no checks);
-    # check-errors.json: envs whose check phase failed as a whole (their artifacts still count).
-    def set_env_errors(self, errors: dict, phase: str = "env") -> None:
-        tmp = self.path("%s-errors.json.tmp" % phase)
-        with open(tmp, "w") as fh:
-            json.dump(errors, fh, indent=1, sort_keys=True)
-        os.replace(tmp, self.path("%s-errors.json" % phase))
+    def shard_metas(self) -> dict[str, dict]:
+        """shard name -> its meta, for every shard copied into this run dir."""
+        folder = self.path("shards")
+        out = {}
+        for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+            if name.endswith(".json"):
+                with open(os.path.join(folder, name)) as fh:
+                    out[name[:-5]] = json.load(fh)
+        return out
+
+    # -- env fingerprints of the run (one file per shard) -------------------------------------
+    def save_fingerprints(self, fps: dict, shard: str = "all") -> None:
+        path = self.path("fingerprints", shard.replace("/", "of") + ".json")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path + ".tmp", "w") as fh:
+            json.dump({k: v for k, v in fps.items() if v}, fh, indent=1, sort_keys=True)
+        os.replace(path + ".tmp", path)
+
+    def fingerprints(self) -> dict:
+        """env -> fingerprint, as every shard of this run recorded it."""
+        out: dict = {}
+        folder = self.path("fingerprints")
+        for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+            try:
+                with open(os.path.join(folder, name)) as fh:
+                    out.update(json.load(fh))
+            except (OSError, ValueError):
+                continue
+        return out
+
+    # -- env errors: one file per env and phase, so shards on other machines merge by copying --
+    # env: envs that could not be built or save (no artifacts, no checks);
+    # check: envs whose check phase failed as a whole (their artifacts still count).
+    def set_env_error(self, env: str, message: str | None, phase: str = "env") -> None:
+        """Record (or, with None, clear) why `env` failed in `phase` this segment."""
+        path = self.path("errors", "%s.%s.txt" % (phase, env))
+        if message is None:
+            if os.path.exists(path):
+                os.remove(path)
+            return
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path + ".tmp", "w") as fh:
+            fh.write(message)
+        os.replace(path + ".tmp", path)
 
     def env_errors(self, phase: str = "env") -> dict:
-        try:
-            with open(self.path("%s-errors.json" % phase)) as fh:
-                return json.load(fh)
-        except (OSError, ValueError):
-            return {}
+        """env -> message for `phase` ("env" or "check")."""
+        folder = self.path("errors")
+        out = {}
+        if os.path.isdir(folder):
+            for name in sorted(os.listdir(folder)):
+                if name.startswith(phase + ".") and name.endswith(".txt"):
+                    with open(os.path.join(folder, name)) as fh:
+                        out[name[len(phase) + 1:-4]] = fh.read()
+        return out
 
-    # -- results reused from the cache (written before the phases, each segment) --------------
-    def save_reused(self, artifacts: dict, cells: dict) -> None:
+    # -- results reused from the cache (written before the checks, one file per shard) --------
+    def save_reused(self, artifacts: dict, cells: dict, shard: str = "all") -> None:
         """`artifacts`: {(producer, fixture, format): cache entry}; `cells`: {check key: cache entry}."""
         data = {"artifacts": {"|".join(k): v for k, v in sorted(artifacts.items())}, "cells": cells}
-        tmp = self.path("reused.json.tmp")
-        with open(tmp, "w") as fh:
+        path = self.path("reused", shard.replace("/", "of") + ".json")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path + ".tmp", "w") as fh:
             json.dump(data, fh, sort_keys=True, default=str)
-        os.replace(tmp, self.path("reused.json"))
+        os.replace(path + ".tmp", path)
 
     def reused(self) -> tuple[dict, dict]:
         """({(producer, fixture, format): artifact entry}, {check key: cell entry}) this run reuses."""
-        try:
-            with open(self.path("reused.json")) as fh:
-                data = json.load(fh)
-        except (OSError, ValueError):
-            return {}, {}
-        artifacts = {tuple(k.split("|")): v for k, v in (data.get("artifacts") or {}).items()}
-        return artifacts, data.get("cells") or {}
+        artifacts: dict = {}
+        cells: dict = {}
+        folder = self.path("reused")
+        for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+            try:
+                with open(os.path.join(folder, name)) as fh:
+                    data = json.load(fh)
+            except (OSError, ValueError):
+                continue
+            artifacts.update({tuple(k.split("|")): v for k, v in (data.get("artifacts") or {}).items()})
+            cells.update(data.get("cells") or {})
+        return artifacts, cells
 
     def artifact_location(self, env: str, fixture: str, fmt: str, reused: dict | None = None) -> str:
         """Where the artifact is: in the run that saved it when it is reused, else in this run."""

@@ -91,9 +91,7 @@ class SynthRun:
         self._write(consumer, "check-" + phase, *events)
 
     def env_error(self, env, message, phase="env") -> None:
-        errors = self.store.env_errors(phase)
-        errors[env] = message
-        self.store.set_env_errors(errors, phase)
+        self.store.set_env_error(env, message, phase)
 
     # -- assembling ------------------------------------------------------------------------
     def matrix(self, exclusions=(), expectations=()) -> Matrix:

@@ -1,0 +1,126 @@
+"""Staged runs over CI machines: a plan of shards for a CI job matrix, one shard's stage on one
+machine, and the merge of every shard's output into one run.
+
+Stage 1 (save shards, producers grouped) writes artifacts and save journals; stage 2 (check shards,
+consumers grouped) needs every save shard's output in its run dir and writes check journals; the
+merge copies all outputs into one run dir, assembles the records and renders the report. Every
+machine uses the same state dir path (a CI workspace), so the paths written into artifacts hold.
+"""
+
+from __future__ import annotations
+
+import datetime
+import glob
+import json
+import os
+import shutil
+
+from .errors import ConfigError, TfcompatError
+from .store import RunStore, Selection
+
+MAX_JOBS = 256  # a GitHub Actions job matrix holds at most 256 jobs
+
+
+def recorded_costs(state_dir: str) -> dict[str, dict[str, float]]:
+    """env -> {"save": s, "check": s} from the newest run.json files that timed it."""
+    out: dict[str, dict[str, float]] = {}
+    for path in sorted(glob.glob(os.path.join(state_dir, "runs", "*", "run.json")), reverse=True):
+        try:
+            with open(path) as fh:
+                meta = json.load(fh)
+        except (OSError, ValueError):
+            continue
+        for seg in meta.get("segments", []):
+            for env, t in (seg.get("env_timings") or {}).items():
+                cost = out.setdefault(env, {})
+                if "save" not in cost and t.get("save_s"):
+                    cost["save"] = float(t["save_s"]) + float(t.get("create_s") or 0.0)
+                if "check" not in cost and (t.get("check_plain_s") or t.get("check_remedies_s")):
+                    cost["check"] = float(t.get("check_plain_s") or 0.0) + float(t.get("check_remedies_s") or 0.0)
+    return out
+
+
+def shard_plan(runner, n: int, run_id: str | None = None) -> dict:
+    """The job matrices: {"run_id", "plan_id", "save": {"include": [...]}, "check": {...}, "expected"}.
+
+    Envs with nothing to save (every artifact cached) get no save job, consumers with nothing to check
+    get no check job. Groups are balanced by recorded cost (else by the count of work to run)."""
+    from .runner import plan_id, shard_groups
+
+    cache = runner.cache_plan()
+    costs = recorded_costs(runner.state_dir)
+    n = max(1, min(n, MAX_JOBS))
+    out: dict = {"plan_id": plan_id(runner.matrix, runner.sel),
+                 "run_id": run_id or "%s-%s" % (datetime.datetime.now().strftime("%Y%m%d-%H%M%S"),
+                                                plan_id(runner.matrix, runner.sel)[:8])}
+    expected = {}
+    for stage, index in (("save", "artifacts"), ("check", "checks")):
+        todo = [e for e in runner.sel.envs if cache[e][index][1] > 0]
+        cost = {e: costs.get(e, {}).get(stage) or float(cache[e][index][1]) for e in todo}
+        groups = shard_groups(todo, n, cost)
+        out[stage] = {"include": [{"shard": "%d/%d" % (i + 1, len(groups)), "envs": ",".join(g)}
+                                  for i, g in enumerate(groups)]}
+        loads = [sum(cost[e] for e in g) for g in groups] or [0.0]
+        expected[stage] = {"jobs": len(groups), "machines": n, "longest_s": round(max(loads), 1),
+                           "total_s": round(sum(loads), 1), "ideal_s": round(sum(loads) / n, 1),
+                           "recorded": all(e in costs and stage in costs[e] for e in todo)}
+    out["expected"] = expected
+    return out
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(x) for x in text.split("/"))
+        if not 1 <= i <= n:
+            raise ValueError
+    except ValueError:
+        raise ConfigError(["--shard: %r is not I/N with 1 <= I <= N, e.g. 2/4" % text]) from None
+    return i, n
+
+
+def stage_group(runner, stage: str, shard: str, envs: list[str] | None) -> tuple[str, ...]:
+    """The envs this shard runs: `--envs` as the plan named them, else the plan's grouping again."""
+    if envs:
+        unknown = [e for e in envs if e not in runner.sel.envs]
+        if unknown:
+            raise ConfigError(["--envs: unknown environment %r; choose from: %s" % (unknown[0],
+                                                                                   ", ".join(runner.sel.envs))])
+        return tuple(envs)
+    i, n = parse_shard(shard)
+    jobs = shard_plan(runner, n, run_id="-")[stage]["include"]
+    return tuple(jobs[i - 1]["envs"].split(",")) if i <= len(jobs) else ()
+
+
+def merge(dirs: list[str], state_dir: str, fresh_meta: dict) -> tuple[str, dict]:
+    """Copy every shard output dir into one run dir (`<state>/runs/<run_id>`); returns (run dir, the
+    meta the shards agree on). Idempotent; shards of another plan or worker are refused. A night
+    whose every cell was cached ran no shard: then the first dir names the run, and `fresh_meta`
+    (this matrix's plan) is its meta."""
+    from .worker import WORKER_VERSION
+
+    metas: dict[str, dict] = {}
+    for d in dirs:
+        metas.update(RunStore(d).shard_metas())
+    first = next(iter(metas.values()), None) or dict(fresh_meta, run_id=os.path.basename(os.path.abspath(dirs[0])))
+    for name, meta in metas.items():
+        if (meta.get("plan_id"), meta.get("worker_version")) != (fresh_meta["plan_id"], WORKER_VERSION):
+            raise TfcompatError("merge: shard %s is of plan %s (worker %s), not of this matrix's plan %s (worker "
+                                "%s); merge only the shards of one `tfcompat plan --shards`" % (
+                                    name, meta.get("plan_id"), meta.get("worker_version"),
+                                    fresh_meta["plan_id"], WORKER_VERSION))
+    run_dir = os.path.join(state_dir, "runs", first["run_id"])
+    os.makedirs(run_dir, exist_ok=True)
+    for d in dirs:
+        if os.path.isdir(d) and os.path.abspath(d) != os.path.abspath(run_dir):
+            shutil.copytree(d, run_dir, dirs_exist_ok=True)
+    meta = {k: v for k, v in first.items() if k not in ("stage", "shard", "group", "segments", "finished")}
+    meta["shards"] = sorted(metas)
+    meta["segments"] = [seg for m in metas.values() for seg in m.get("segments", [])]
+    return run_dir, meta
+
+
+def selection_of(meta: dict) -> Selection:
+    s = meta["selection"]
+    return Selection(tuple(s["envs"]), tuple(s["fixtures"]), tuple(s["formats"]))
+
+
