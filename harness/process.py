@@ -12,6 +12,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import results
@@ -45,6 +46,7 @@ class WorkerRequest:
     offline: bool = False  # check phases: no network, where the backend can
     mounts: tuple[Mount, ...] = ()  # what a contained worker must see: run dir, worker, fixtures
     worker_main: str = WORKER_MAIN
+    on_done: Callable[[str], None] | None = None  # called with each item key finished (progress)
 
 
 @dataclass
@@ -141,6 +143,8 @@ def _fail(request: WorkerRequest, out: WorkerOutcome, key: str, outcome: str, de
     event = {"event": "failed", "key": key, "outcome": outcome, **detail}
     results.append(request.journal, [event])
     out.failed[key] = event
+    if request.on_done is not None:
+        request.on_done(key)
 
 
 def _spawn(request: WorkerRequest, items: list[dict], out: WorkerOutcome):
@@ -173,6 +177,8 @@ def _spawn(request: WorkerRequest, items: list[dict], out: WorkerOutcome):
                 current, current_t = ev["key"], time.monotonic()
             elif ev.get("event") == "done":
                 current, current_t = None, None
+                if request.on_done is not None:
+                    request.on_done(ev["key"])
         code = proc.poll()
         if code is not None:
             pos, events = _new_events(request.journal, pos)

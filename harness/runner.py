@@ -14,7 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from . import __version__, process, results
+from . import __version__, process, progress, results
 from .backends import get_backend
 from .backends.base import Backend, Mount, Where
 from .cache import ResultCache, artifact_key, cell_key, env_fingerprint, fixture_hash
@@ -117,7 +117,9 @@ class Runner:
         self.run_id = os.path.basename(run_dir)
         self.jobs = max(1, jobs)
         self.timeout = float(timeout or matrix.check_timeout)
-        self.log = log or _say
+        # A live display on a terminal, plain lines elsewhere (and always when the caller logs).
+        self.progress = progress.make(_say) if log is None else progress.Lines(log)
+        self.log = self.progress.say
         self.root = project_root(matrix.path)
         self.store = RunStore(run_dir)
         # Each env's own `backend:` wins; --backend (default tox) serves the envs that name none.
@@ -300,6 +302,7 @@ class Runner:
         finally:
             for cls in {type(self.backends[e]) for e in self.group}:
                 cls.cleanup(self.run_id)
+            self.progress.close()
         self.store.save_fingerprints({e: self.fps.get(e) for e in self.group}, self.shard)
         if self.stage is not None:
             meta.update(self._meta_tail(started, meta, []))
@@ -442,7 +445,8 @@ class Runner:
         req = process.WorkerRequest(
             env_id=env, launcher=backend.launcher(), phase="save" if phase == "save" else "check",
             mode=mode, items=tuple(items), journal=self.store.journal(env, phase), timeout=timeout,
-            env=backend.env_vars(), cwd=scratch, offline=phase != "save", mounts=self.mounts())
+            env=backend.env_vars(), cwd=scratch, offline=phase != "save", mounts=self.mounts(),
+            on_done=self.progress.task(env, phase, len(items)) if items else None)
         return process.run(req) if items else process.WorkerOutcome()
 
     def _time(self, env: str, key: str, t: float) -> None:

@@ -4,6 +4,22 @@
 (function () {
   "use strict";
   var data = JSON.parse(document.getElementById("report-data").textContent);
+  var packed = document.getElementById("report-cells");
+
+  // The cells' details come gzipped (base64): inflated once, before anything reads them.
+  function inflate(b64) {
+    var bin = atob(b64.trim());
+    var bytes = new Uint8Array(bin.length);
+    for (var i = 0; i < bin.length; i++) { bytes[i] = bin.charCodeAt(i); }
+    var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+    return new Response(stream).text().then(JSON.parse);
+  }
+  (packed ? inflate(packed.textContent) : Promise.resolve(data.cells || [])).then(function (cells) {
+    data.cells = cells;
+    start();
+  });
+
+  function start() {
   var $ = function (id) { return document.getElementById(id); };
   var all = function (sel, root) { return Array.prototype.slice.call((root || document).querySelectorAll(sel)); };
   var filters = { fixture: $("f-fixture"), format: $("f-format"), outcome: $("f-outcome") };
@@ -330,4 +346,5 @@
   applyFilters();
   if (state.cell && cellByKey(state.cell)) { openDetails(cellByKey(state.cell)); }
   document.documentElement.setAttribute("data-report-ready", String(data.cells.length));
+  }
 }());
