@@ -133,7 +133,7 @@ def runs(engine, tmp_path_factory):
 
     # The same run again: Ctrl-C while the Docker env checks, then --resume.
     before = runs_in(mixed)
-    proc = tfcompat(mixed, a, "run", env=env, background=True)
+    proc = tfcompat(mixed, a, "run", "--refresh", env=env, background=True)  # recompute: no cache
     deadline = time.time() + 900
     while not started(mixed, before=before) and time.time() < deadline:
         assert proc.poll() is None, proc.stdout.read()
