@@ -140,6 +140,7 @@ class Runner:
         self.lock = threading.Lock()
         self.reused_artifacts: dict[tuple, dict] = {}
         self.reused_cells: dict[str, dict] = {}
+        self.seen: dict[str, dict | None] = {}  # cache key -> what the cache held (this run's lookups)
         # A shard of a staged run (CI machines): only the save phase, or only the check phase, for
         # `group` (producers or consumers); `merge` assembles the shards into one run.
         self.stage = stage
@@ -171,7 +172,12 @@ class Runner:
         fp = self.fps.get(env)
         if fp is None or env in self.refresh:
             return None
-        return self.cache.artifact(artifact_key(fp, self.fx_hash[fx], fmt))
+        key = artifact_key(fp, self.fx_hash[fx], fmt)
+        # Looked up once per key and run: the planning loops ask for every producer's artifact once
+        # per consumer, and each lookup walks the artifact's files to check its digest.
+        if key not in self.seen:
+            self.seen[key] = self.cache.artifact(key)
+        return self.seen[key]
 
     def cell_key(self, producer: str, consumer: str, fx: str, fmt: str) -> str | None:
         fp, fc = self.fps.get(producer), self.fps.get(consumer)
@@ -183,7 +189,9 @@ class Runner:
         key = self.cell_key(producer, consumer, fx, fmt)
         if key is None or self.refresh & {producer, consumer}:
             return None
-        return self.cache.cell(key)
+        if key not in self.seen:
+            self.seen[key] = self.cache.cell(key)
+        return self.seen[key]
 
     def cache_plan(self) -> dict:
         """Per env, with what the env-state records say now: {artifacts: [cached, to run],
