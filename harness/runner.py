@@ -205,10 +205,7 @@ class Runner:
                 for fmt in self.sel.formats:
                     arts[0 if self.cached_artifact(env, fx, fmt) else 1] += 1
                     for producer in self.sel.envs:
-                        art = self.cached_artifact(producer, fx, fmt)
-                        done = (art is not None and art["meta"].get("status") != "saved") or \
-                            self.cached_cell(producer, env, fx, fmt) is not None
-                        checks[0 if done else 1] += 1
+                        checks[0 if self._answered(producer, env, fx, fmt) else 1] += 1
             out[env] = {"artifacts": arts, "checks": checks}
         return out
 
@@ -221,13 +218,31 @@ class Runner:
                     return True
                 if saves_only:
                     continue
-                for producer in self.sel.envs:
-                    art = self.cached_artifact(producer, fx, fmt)
-                    if art is None or (art["meta"].get("status") == "saved"
-                                       and not self.matrix.exclusion_for(producer, env, fx, fmt)
-                                       and self.cached_cell(producer, env, fx, fmt) is None):
-                        return True
+                if not all(self._answered(producer, env, fx, fmt) for producer in self.sel.envs):
+                    return True
         return False
+
+    def _answered(self, producer: str, consumer: str, fx: str, fmt: str) -> bool:
+        """No check will run for this cell: the matrix excludes it, the cache holds it, or the cache
+        holds its artifact and that artifact needs no check (not saved)."""
+        if self.matrix.exclusion_for(producer, consumer, fx, fmt):
+            return True
+        if self.cached_cell(producer, consumer, fx, fmt) is not None:
+            return True
+        art = self.cached_artifact(producer, fx, fmt)
+        return art is not None and art["meta"].get("status") != "saved"
+
+    def _reuse_unsaved_artifacts(self) -> None:
+        """Artifacts that no save journal of this run holds (no save shard ran them) come from the
+        cache, where it has them."""
+        for env in self.sel.envs:
+            done = self.store.read(env, "save").done
+            for fx in self.sel.fixtures:
+                for fmt in self.sel.formats:
+                    if save_key(fx, fmt) not in done and (env, fx, fmt) not in self.reused_artifacts:
+                        entry = self.cached_artifact(env, fx, fmt)
+                        if entry is not None:
+                            self.reused_artifacts[(env, fx, fmt)] = entry
 
     def _ensure(self, env: str) -> None:
         """Make (or reuse) the env once per segment; its fingerprint follows what it holds now."""
@@ -289,15 +304,7 @@ class Runner:
                 self._parallel(self._create_and_save, self.group, "env")
                 self.state.timings["wall_create_and_save_s"] = round(time.time() - t, 1)
             if self.stage == "check":
-                # Producers that no save shard ran: every artifact of theirs was in the cache.
-                saved = {(e, k) for e in self.sel.envs for k in self.store.read(e, "save").done}
-                for env in self.sel.envs:
-                    for fx in self.sel.fixtures:
-                        for fmt in self.sel.formats:
-                            if (env, save_key(fx, fmt)) not in saved:
-                                entry = self.cached_artifact(env, fx, fmt)
-                                if entry is not None:
-                                    self.reused_artifacts[(env, fx, fmt)] = entry
+                self._reuse_unsaved_artifacts()  # producers that no save shard ran
             if self.stage != "save":
                 t = time.time()
                 errors = set(self.store.env_errors())
@@ -329,15 +336,8 @@ class Runner:
         self.fps = {env: self.fingerprint(env) for env in self.sel.envs}
         self.fps.update(self.store.fingerprints())
         # What no shard ran comes from the cache: producers with no save job, consumers with no check job.
-        saved = {(e, k) for e in self.sel.envs for k in self.store.read(e, "save").done}
         self.reused_artifacts = dict(self.store.reused()[0])
-        for env in self.sel.envs:
-            for fx in self.sel.fixtures:
-                for fmt in self.sel.formats:
-                    if (env, save_key(fx, fmt)) not in saved and (env, fx, fmt) not in self.reused_artifacts:
-                        entry = self.cached_artifact(env, fx, fmt)
-                        if entry is not None:
-                            self.reused_artifacts[(env, fx, fmt)] = entry
+        self._reuse_unsaved_artifacts()
         self.shard = "merge"
         self._plan_checks([e for e in self.sel.envs if e not in self.store.env_errors()])
         records = assemble(self.store, self.matrix, self.sel)
