@@ -21,6 +21,7 @@ import json
 import os
 
 from .matrix import EnvSpec
+from .results import write_json
 from .worker import WORKER_VERSION
 
 # Outcomes worth keeping: deterministic results. A crash or hang may be flaky, and env and harness
@@ -126,12 +127,7 @@ class ResultCache:
         return None
 
     def _write(self, kind: str, key: str, entry: dict) -> None:
-        path = self._path(kind, key)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = "%s.%d.tmp" % (path, os.getpid())
-        with open(tmp, "w") as fh:
-            json.dump(dict(entry, key=key), fh, sort_keys=True, default=str)
-        os.replace(tmp, path)
+        write_json(self._path(kind, key), dict(entry, key=key), sort_keys=True, default=str)
 
     def artifact(self, key: str) -> dict | None:
         """{"meta", "artifact_dir", "run_id", "versions", "digest"}, if the artifact is still as saved."""
@@ -170,11 +166,7 @@ class ResultCache:
     def remember(self, fps: dict[str, str | None], specs: dict[str, EnvSpec]) -> None:
         data = self._fingerprints()
         data.update({e: {"spec": _spec_digest(specs[e]), "fp": fp} for e, fp in fps.items() if fp and e in specs})
-        os.makedirs(self.dir, exist_ok=True)
-        path = os.path.join(self.dir, "fingerprints.json")
-        with open(path + ".tmp", "w") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True)
-        os.replace(path + ".tmp", path)
+        write_json(os.path.join(self.dir, "fingerprints.json"), data, indent=1, sort_keys=True)
 
     def _fingerprints(self) -> dict:
         try:

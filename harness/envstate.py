@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 
+from . import results
+
 
 class EnvStates:
     """`<state_dir>/envs/<id>.json` = {backend name: record}; one backend's record never touches another's."""
@@ -50,8 +52,4 @@ class EnvStates:
         return {name[:-5]: self.read(name[:-5]) for name in sorted(os.listdir(self.dir)) if name.endswith(".json")}
 
     def _write(self, env_id: str, data: dict) -> None:
-        os.makedirs(self.dir, exist_ok=True)
-        tmp = self.path(env_id) + ".tmp"
-        with open(tmp, "w") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True)
-        os.replace(tmp, self.path(env_id))
+        results.write_json(self.path(env_id), data, indent=1, sort_keys=True)

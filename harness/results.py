@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 SCHEMA_VERSION = 3  # 3: backends and network per record
 
@@ -33,6 +34,27 @@ def append(path: str, records: Iterable[dict]) -> None:
             fh.write(json.dumps(rec, sort_keys=True) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def write_json(path: str, data, **dump: Any) -> None:
+    """Write `data` as JSON atomically (a temp file, then a rename): a reader never sees half a file."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = "%s.%d.tmp" % (path, os.getpid())
+    with open(tmp, "w") as fh:
+        json.dump(data, fh, **dump)
+    os.replace(tmp, path)
+
+
+def read_json_dir(folder: str) -> Iterator[tuple[str, Any]]:
+    """(file name without .json, data) for each JSON file in `folder`, by name; unreadable ones skipped."""
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        if not name.endswith(".json"):
+            continue
+        try:
+            with open(os.path.join(folder, name)) as fh:
+                yield name[:-5], json.load(fh)
+        except (OSError, ValueError):
+            continue
 
 
 def read(path: str) -> Iterator[dict]:

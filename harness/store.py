@@ -54,9 +54,12 @@ class RunStore:
         return process.read_journal(self.journal(env, phase))
 
     # -- run.json ----------------------------------------------------------------------------
+    def _shard_file(self, folder: str, shard: str) -> str:
+        # One file per shard in each folder, so shards copied into one dir never collide.
+        return self.path(folder, shard.replace("/", "of") + ".json")
+
     def _meta_path(self, shard: str) -> str:
-        # A shard's meta goes beside the others', so shards copied into one dir never collide.
-        return self.path("run.json") if shard == "all" else self.path("shards", shard.replace("/", "of") + ".json")
+        return self.path("run.json") if shard == "all" else self._shard_file("shards", shard)
 
     def load_meta(self, shard: str = "all") -> dict | None:
         try:
@@ -66,11 +69,7 @@ class RunStore:
             return None
 
     def save_meta(self, meta: dict, shard: str = "all") -> None:
-        path = self._meta_path(shard)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path + ".tmp", "w") as fh:
-            json.dump(meta, fh, indent=1, sort_keys=True, default=str)
-        os.replace(path + ".tmp", path)
+        results.write_json(self._meta_path(shard), meta, indent=1, sort_keys=True, default=str)
 
     def shard_metas(self) -> dict[str, dict]:
         """shard name -> its meta, for every shard copied into this run dir."""
@@ -84,22 +83,14 @@ class RunStore:
 
     # -- env fingerprints of the run (one file per shard) -------------------------------------
     def save_fingerprints(self, fps: dict, shard: str = "all") -> None:
-        path = self.path("fingerprints", shard.replace("/", "of") + ".json")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path + ".tmp", "w") as fh:
-            json.dump({k: v for k, v in fps.items() if v}, fh, indent=1, sort_keys=True)
-        os.replace(path + ".tmp", path)
+        results.write_json(self._shard_file("fingerprints", shard), {k: v for k, v in fps.items() if v},
+                           indent=1, sort_keys=True)
 
     def fingerprints(self) -> dict:
         """env -> fingerprint, as every shard of this run recorded it."""
         out: dict = {}
-        folder = self.path("fingerprints")
-        for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
-            try:
-                with open(os.path.join(folder, name)) as fh:
-                    out.update(json.load(fh))
-            except (OSError, ValueError):
-                continue
+        for _, data in results.read_json_dir(self.path("fingerprints")):
+            out.update(data)
         return out
 
     # -- env errors: one file per env and phase, so shards on other machines merge by copying --
@@ -132,23 +123,13 @@ class RunStore:
     def save_reused(self, artifacts: dict, cells: dict, shard: str = "all") -> None:
         """`artifacts`: {(producer, fixture, format): cache entry}; `cells`: {check key: cache entry}."""
         data = {"artifacts": {"|".join(k): v for k, v in sorted(artifacts.items())}, "cells": cells}
-        path = self.path("reused", shard.replace("/", "of") + ".json")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path + ".tmp", "w") as fh:
-            json.dump(data, fh, sort_keys=True, default=str)
-        os.replace(path + ".tmp", path)
+        results.write_json(self._shard_file("reused", shard), data, sort_keys=True, default=str)
 
     def reused(self) -> tuple[dict, dict]:
         """({(producer, fixture, format): artifact entry}, {check key: cell entry}) this run reuses."""
         artifacts: dict = {}
         cells: dict = {}
-        folder = self.path("reused")
-        for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
-            try:
-                with open(os.path.join(folder, name)) as fh:
-                    data = json.load(fh)
-            except (OSError, ValueError):
-                continue
+        for _, data in results.read_json_dir(self.path("reused")):
             artifacts.update({tuple(k.split("|")): v for k, v in (data.get("artifacts") or {}).items()})
             cells.update(data.get("cells") or {})
         return artifacts, cells
