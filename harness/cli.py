@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -154,12 +155,7 @@ def _dispatch(args) -> int:
         rn.preflight(matrix, sel, args.backend)
         _, run_dir = store.new_run_dir(state_dir)
     backend = args.backend or stored_meta.get("backend")
-    refresh = tuple(sel.envs) if args.refresh == "*" else tuple(_split(args.refresh) or ())
-    unknown = [e for e in refresh if e not in sel.envs]
-    if unknown:
-        from .errors import ConfigError
-
-        raise ConfigError(["--refresh: unknown environment %r; choose from: %s" % (unknown[0], ", ".join(sel.envs))])
+    refresh = _refresh(args, sel)
     if args.resume and stored_meta.get("refresh"):
         refresh = tuple(stored_meta["refresh"])  # a resumed run recomputes what it set out to
     runner = rn.Runner(matrix, sel, run_dir, backend=backend, jobs=args.jobs, timeout=args.timeout,
@@ -198,11 +194,10 @@ def _stage(args, matrix, state_dir: str) -> int:
     if not group:
         print("tfcompat: %s shard %s: nothing to run" % (args.stage, args.shard))
         return 0
-    rn.preflight(matrix, store_selection(sel, group), args.backend)
+    rn.preflight(matrix, dataclasses.replace(sel, envs=tuple(group)), args.backend)
     os.makedirs(run_dir, exist_ok=True)
     runner = rn.Runner(matrix, sel, run_dir, backend=args.backend, jobs=args.jobs, timeout=args.timeout,
-                       refresh=tuple(sel.envs) if args.refresh == "*" else tuple(_split(args.refresh) or ()),
-                       stage=args.stage, group=group, shard=args.shard)
+                       refresh=_refresh(args, sel), stage=args.stage, group=group, shard=args.shard)
     print("tfcompat: run %s, %s shard %s: %s" % (run_id, args.stage, args.shard, ", ".join(group)))
     meta = runner.run()
     errors = {e: m for e, m in {**runner.state.env_errors, **runner.state.check_errors}.items()}
@@ -212,10 +207,17 @@ def _stage(args, matrix, state_dir: str) -> int:
     return 0
 
 
-def store_selection(sel, envs):
-    from .store import Selection
+def _refresh(args, sel) -> tuple[str, ...]:
+    """--refresh: every env of the selection, or the ones named (each checked)."""
+    if args.refresh == "*":
+        return tuple(sel.envs)
+    refresh = tuple(_split(args.refresh) or ())
+    unknown = [e for e in refresh if e not in sel.envs]
+    if unknown:
+        from .errors import ConfigError
 
-    return Selection(tuple(envs), sel.fixtures, sel.formats)
+        raise ConfigError(["--refresh: unknown environment %r; choose from: %s" % (unknown[0], ", ".join(sel.envs))])
+    return refresh
 
 
 def _merge(args, matrix, state_dir: str, reports: str) -> int:
@@ -244,8 +246,7 @@ def _baseline(args, state_dir: str):
         return None
     from .diff import load_baseline
 
-    path, records = load_baseline(args.baseline, state_dir)
-    return path, records
+    return load_baseline(args.baseline, state_dir)
 
 
 def _say_changes(meta: dict, fail_on: str) -> int:

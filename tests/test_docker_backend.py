@@ -177,7 +177,9 @@ def test_envs_lists_tox_envs_with_their_state_and_says_when_docker_is_away(tmp_p
                                   "  - {id: old, tensorflow: \"2.15.1\", keras: bundled}")
     matrix = load_matrix(path)
     states = EnvStates(str(tmp_path / "state"))
-    states.put("keep", "tox", {"spec_hash": matrix.env("keep").spec_hash(find_python("3.11"))})
+    # the record create() writes: the spec hash and where the env lives
+    states.put("keep", "tox", {"spec_hash": matrix.env("keep").spec_hash(find_python("3.11")),
+                               "location": str(work / "keep")})
     states.put("old", "tox", {"spec_hash": "before"})
     lines: list[str] = []
     envs(matrix, str(tmp_path), str(tmp_path / "state"), prune=True, say=lines.append)

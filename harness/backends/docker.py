@@ -15,6 +15,7 @@ import os
 import tarfile
 import threading
 
+from ..envstate import EnvStates
 from ..errors import BackendUnavailable, EnvError
 from ..matrix import EnvSpec
 from .base import INSTALLED, Backend, Launch, Launcher, Where
@@ -214,8 +215,6 @@ class DockerBackend(Backend):
 
     @classmethod
     def remove(cls, where: Where, entry: dict) -> None:
-        from ..envstate import EnvStates
-
         client().images.remove(entry["where"], force=True)
         states = EnvStates(where.state_dir)
         if (states.get(entry["id"], cls.name) or {}).get("image") == entry["where"]:

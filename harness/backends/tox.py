@@ -8,7 +8,8 @@ import shutil
 import subprocess
 import sys
 
-from ..errors import EnvError, TfcompatError
+from ..envstate import EnvStates
+from ..errors import EnvError
 from ..interpreters import find_python
 from ..matrix import EnvSpec
 from .base import INSTALLED, Backend, Launcher, LocalPython, Where
@@ -81,35 +82,26 @@ class ToxBackend(Backend):
 
     @classmethod
     def listing(cls, where: Where, specs: dict[str, EnvSpec]) -> list[dict]:
-        from ..envstate import EnvStates
-
         work = tox_workdir(where.root)
-        states = EnvStates(where.state_dir)
         out = []
         names = sorted(n for n in os.listdir(work) if os.path.isfile(os.path.join(work, n, "bin", "python"))) \
             if os.path.isdir(work) else []
         for name in names:
             if name in ("tests", "matrix", ".pkg") or name.startswith("."):
                 continue  # tox.ini's own envs, not matrix envs
-            spec = specs.get(name)
-            record = states.get(name, cls.name) or {}
-            if spec is None:
+            if name not in specs:
                 state = "unused"
             else:
-                try:
-                    want = spec.spec_hash(find_python(spec.python))
-                except TfcompatError:
-                    want = None
-                state = "current" if record.get("spec_hash") == want else "stale"
-                if not record:
+                backend = cls(specs[name], where)
+                if not backend.recorded_state():
                     state = "unrecorded"  # built outside this state dir: the next run lets tox reconcile it
+                else:
+                    state = "current" if backend.current_state() else "stale"
             out.append({"backend": cls.name, "id": name, "where": os.path.join(work, name), "state": state})
         return out
 
     @classmethod
     def remove(cls, where: Where, entry: dict) -> None:
-        from ..envstate import EnvStates
-
         shutil.rmtree(entry["where"], ignore_errors=True)
         EnvStates(where.state_dir).drop(entry["id"], cls.name)
 
