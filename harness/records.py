@@ -39,6 +39,7 @@ def assemble(store: RunStore, matrix: Matrix, sel: Selection) -> list[dict]:
     journals = {(env, phase): store.read(env, phase) for env in sel.envs for phase in PHASES}
     run_backends = (store.load_meta() or {}).get("backends") or {}
     _, reused_cells = store.reused()
+    failed_envs = set(env_errors) | set(check_errors)
     out = []
     for producer in sel.envs:
         for fx in sel.fixtures:
@@ -53,7 +54,7 @@ def assemble(store: RunStore, matrix: Matrix, sel: Selection) -> list[dict]:
                     continue
                 for consumer in sel.envs:
                     cached = reused_cells.get(check_key(producer, consumer, fx, fmt))
-                    if cached is not None and not {producer, consumer} & (set(env_errors) | set(check_errors)):
+                    if cached is not None and not {producer, consumer} & failed_envs:
                         # The record first computed for this cell key, as it was; marks are redone.
                         out.append(_complete(dict(cached["record"], run_id=store.run_id, cached=True,
                                                   cached_from=cached["record"].get("run_id"))))
