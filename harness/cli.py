@@ -63,11 +63,19 @@ def _parser() -> argparse.ArgumentParser:
                              "an unmet expectation, or never")
     envs = sub.add_parser("envs", help="list the built environments (tox envs, Docker images) and their state")
     envs.add_argument("--prune", action="store_true", help="remove the stale and unused ones")
+    ready = sub.add_parser("readiness", help="moving from env A to env B: what breaks, the remedy, what to move with")
+    ready.add_argument("--profile", default=argparse.SUPPRESS, help="as the global --profile")
+    ready.add_argument("--from", dest="a", required=True, metavar="A", help="the env you run today (an env id)")
+    ready.add_argument("--to", dest="b", required=True, metavar="B", help="the env you move to (an env id)")
+    ready.add_argument("--run", default=None,
+                       help="run id (default: the newest run that holds both envs, else the newest)")
     plan = sub.add_parser("plan", help="what would run")
     selection(plan)
     plan.add_argument("--json", action="store_true", help="machine-readable output")
     plan.add_argument("--shards", type=int, default=0, metavar="N",
                       help="also the CI job matrices for N machines: save and check shards")
+    plan.add_argument("--jobs", "-j", type=int, default=2,
+                      help="envs each machine works on at once, as `run --jobs` (for the expected times)")
     plan.add_argument("--github-output", action="store_true",
                       help="with --shards: only KEY=VALUE lines for $GITHUB_OUTPUT (run_id, save, check, "
                            "save_jobs, check_jobs)")
@@ -104,21 +112,25 @@ def _dispatch(args) -> int:
     reports = args.reports or os.path.join(root, "reports")
     if args.command == "plan":
         sel = rn.select(matrix, _split(args.only), _split(args.fixtures), _split(args.formats))
+        from .shards import shard_plan
+
         runner = rn.Runner(matrix, sel, os.path.join(state_dir, "runs", "plan"), log=lambda line: None)
+        cached = runner.cache_plan()
+        here = shard_plan(runner, 1, run_id="-", jobs=args.jobs, cache=cached)["expected"]
         shards = None
         if args.shards:
-            from .shards import shard_plan
-
-            shards = shard_plan(runner, args.shards)
+            shards = shard_plan(runner, args.shards, jobs=args.jobs, cache=cached)
             if args.github_output:
                 for stage in ("save", "check"):
                     print("%s=%s" % (stage, json.dumps(shards[stage], separators=(",", ":"))))
                     print("%s_jobs=%d" % (stage, len(shards[stage]["include"])))
                 print("run_id=%s" % shards["run_id"])
                 return 0
-        return _plan(matrix, sel, args.json, root, runner.cache_plan(), shards)
+        return _plan(matrix, sel, args.json, root, cached, shards, here)
     if args.command == "merge":
         return _merge(args, matrix, state_dir, reports)
+    if args.command == "readiness":
+        return _readiness(args, matrix, state_dir, reports)
     if args.command == "envs":
         from .envs import envs
 
@@ -205,6 +217,71 @@ def _stage(args, matrix, state_dir: str) -> int:
         args.stage, args.shard, meta["duration_s"], "; env errors: %s" % ", ".join(errors) if errors else "",
         run_dir))
     return 0
+
+
+def _readiness(args, matrix, state_dir: str, reports: str) -> int:
+    """`readiness --from A --to B`: from a stored run, nothing is run. Exit 0 when every fixture kind
+    can move, 1 when one cannot, 2 when the run holds no A->B cell at all."""
+    from . import readiness, readiness_report, results
+    from .errors import ConfigError, MissingResults
+    from .records import annotate_expectations
+
+    ids = [e.id for e in matrix.environments]
+    for flag, env in (("--from", args.a), ("--to", args.b)):
+        if env not in ids:
+            raise ConfigError(["%s: %r is not an env of %s; choose from: %s" % (flag, env, matrix.path,
+                                                                                 ", ".join(ids))])
+    run_dir = _run_with(state_dir, args.run, (args.a, args.b))
+    with open(os.path.join(run_dir, "run.json")) as fh:
+        meta = json.load(fh)
+    path = os.path.join(run_dir, "results.jsonl")
+    records = list(results.read(path)) if os.path.exists(path) else []
+    annotate_expectations(records, matrix)
+    sel = meta.get("selection") or {}
+    r = readiness.build(records, args.a, args.b, list(sel.get("fixtures") or [f.name for f in matrix.fixtures]),
+                        list(sel.get("formats") or matrix.formats), list(sel.get("envs") or ids),
+                        run_id=os.path.basename(run_dir))
+    profile = " --profile %s" % args.profile if args.profile else ""
+    rerun = "tfcompat%s run --only %s,%s" % (profile, args.a, args.b)
+    if len(r.missing) == 2 * len(r.cells) or all(c.status == "missing" for c in r.cells):
+        raise MissingResults("readiness: run %s holds no %s -> %s cell; run them first: %s" % (
+            os.path.basename(run_dir), args.a, args.b, rerun))
+    md, html = readiness_report.write(r, reports, rerun)
+    print("tfcompat: readiness %s -> %s (run %s):" % (args.a, args.b, r.run_id))
+    for line in readiness_report.lines(r):
+        print("tfcompat:   " + line)
+    if r.missing:
+        print("tfcompat: %d cell(s) missing from the run (%s); run them: %s" % (
+            len(r.missing), ", ".join("%s->%s %s/%s" % m for m in r.missing[:3]) + (", ..." if len(r.missing) > 3
+                                                                                   else ""), rerun))
+    print("tfcompat: report: %s (and %s)" % (html, md))
+    return r.exit_code
+
+
+def _run_with(state_dir: str, run_id: str | None, envs: tuple[str, ...]) -> str:
+    """The run dir: `run_id`, else the newest run whose selection holds every env, else the newest."""
+    from .errors import MissingResults
+
+    runs = os.path.join(state_dir, "runs")
+    if run_id:
+        path = os.path.join(runs, run_id)
+        if not os.path.isfile(os.path.join(path, "run.json")):
+            raise MissingResults("--run: no run %s under %s" % (run_id, runs))
+        return path
+    names = sorted((n for n in os.listdir(runs) if os.path.isfile(os.path.join(runs, n, "run.json"))),
+                   reverse=True) if os.path.isdir(runs) else []
+    if not names:
+        raise MissingResults("readiness: no run under %s yet; run the matrix first: tfcompat run --only %s"
+                            % (runs, ",".join(envs)))
+    for name in names:
+        try:
+            with open(os.path.join(runs, name, "run.json")) as fh:
+                held = set((json.load(fh).get("selection") or {}).get("envs") or [])
+        except (OSError, ValueError):
+            continue
+        if set(envs) <= held and os.path.exists(os.path.join(runs, name, "results.jsonl")):
+            return os.path.join(runs, name)
+    return os.path.join(runs, names[0])
 
 
 def _refresh(args, sel) -> tuple[str, ...]:
@@ -304,7 +381,8 @@ def _profile_path(root: str, name: str) -> str:
     return known[name]
 
 
-def _plan(matrix, sel, as_json: bool, root: str, cached: dict, shards: dict | None = None) -> int:
+def _plan(matrix, sel, as_json: bool, root: str, cached: dict, shards: dict | None = None,
+          here: dict | None = None) -> int:
     n = len(sel.envs)
     plan: dict[str, Any] = {"environments": [{"id": e, "spec": matrix.env(e).describe(),
                               "backend": matrix.env(e).backend_name(),
@@ -317,6 +395,8 @@ def _plan(matrix, sel, as_json: bool, root: str, cached: dict, shards: dict | No
                             "checks_cached": c["checks"][0], "checks_to_run": c["checks"][1]}
                       for env, c in cached.items()}}
     plan["checks_to_run"] = sum(c["checks_to_run"] for c in plan["cache"].values())
+    if here is not None:
+        plan["expected"] = here  # on one machine like this one, from recorded costs
     if shards is not None:
         plan["shards"] = shards
     plan["profiles"] = _profile_counts(root, matrix)
@@ -333,20 +413,44 @@ def _plan(matrix, sel, as_json: bool, root: str, cached: dict, shards: dict | No
             print("  %-20s artifacts %d cached, %d to run; checks %d cached, %d to run" % (
                 env, c["artifacts_cached"], c["artifacts_to_run"], c["checks_cached"], c["checks_to_run"]))
         print("to run: %d of %d checks" % (plan["checks_to_run"], plan["checks"]))
+        if here and "wall_s" in here:
+            print("expected on this machine (%d envs at once): %s%s" % (
+                here["save"]["slots"], _minutes(here["wall_s"]),
+                _cost_source(here["check"] if here["check"]["modelled"] else here["save"])))
         if shards is not None:
             print("shards (run id %s, plan %s):" % (shards["run_id"], shards["plan_id"]))
             for stage in ("save", "check"):
                 exp = shards["expected"][stage]
                 for job in shards[stage]["include"]:
                     print("  %-5s %-6s %s" % (stage, job["shard"], job["envs"]))
-                print("  %s: %d job(s); expected wall %.0f s (longest job), total %.0f s / %d machines = %.0f s%s"
-                      % (stage, exp["jobs"], exp["longest_s"], exp["total_s"], exp["machines"], exp["ideal_s"],
-                         "" if exp["recorded"] else " (no recorded costs: counted in work items)"))
+                unit = exp["unit"]
+                print("  %s: %d job(s); expected wall %.0f %s (longest job), total %.0f %s / (%d machines x %d "
+                      "envs at once) = %.0f %s%s" % (stage, exp["jobs"], exp["longest_s"], unit, exp["total_s"], unit,
+                                                      exp["machines"], exp["slots"], exp["ideal_s"], unit,
+                                                      _cost_source(exp)))
+            if "wall_s" in shards["expected"]:
+                print("  expected wall time: %s on %d machine(s), %.2fx the ideal total/machines" % (
+                    _minutes(shards["expected"]["wall_s"]), shards["expected"]["save"]["machines"],
+                    shards["expected"]["ratio_to_ideal"]))
         print("profiles:")
         for name, info in plan["profiles"].items():
             print("  %-10s %s" % (name, info.get("error") or "%d envs, %d fixtures, %d formats: %d checks" % (
                 info["envs"], info["fixtures"], info["formats"], info["checks"])))
     return 0
+
+
+def _cost_source(exp: dict) -> str:
+    if exp["unit"] != "s":
+        return " (no run was ever timed: balanced by count of work items)"
+    if exp["modelled"]:
+        names = exp["modelled"]
+        return " (%d env(s) never timed, modelled on timed envs of the same Keras: %s%s)" % (
+            len(names), ", ".join(names[:4]), ", ..." if len(names) > 4 else "")
+    return " (recorded costs)"
+
+
+def _minutes(seconds: float) -> str:
+    return "%.0f s" % seconds if seconds < 120 else "%.1f min" % (seconds / 60)
 
 
 def _profile_counts(root: str, loaded) -> dict:

@@ -31,3 +31,9 @@ class BackendUnavailable(TfcompatError):
     """A backend's engine cannot be reached (no daemon, no socket): nothing was started."""
 
     exit_code = 2
+
+
+class MissingResults(TfcompatError):
+    """A command that reads a stored run found no run, or no cell it needs: nothing to answer from."""
+
+    exit_code = 2

@@ -253,12 +253,15 @@ def _producer_broken(found: list[dict]) -> bool:
 
 def _cell(rec: dict | None, details: _Details, where: tuple) -> dict:
     """The view of one grid cell; `where` is (producer, consumer, fixture, format), and consumer is
-    None for a row-wide record (a save-error artifact, or an env-error of the producer)."""
+    None for a row-wide record (a save-error artifact, or an env-error of the producer).
+
+    A cell's key and tooltip are not in the HTML (the bulk of a big page): the script reads both
+    from its details item (`key`, `title`)."""
     producer, consumer, fixture, fmt = where
     same_env = consumer is not None and producer == consumer
     if rec is None:
         return {"i": None, "outcome": "", "code": "\u2014", "same_env": same_env, "defect": False,
-                "control": False, "expected": False, "unexpected": False, "title": "not run", "key": "", "text": ""}
+                "control": False, "expected": False, "unexpected": False, "text": ""}
     outcome = rec.get("outcome") or ""
     defect = same_env and results.severity(outcome) >= results.severity("degraded")
     exp = rec.get("expectation") or {}
@@ -267,7 +270,7 @@ def _cell(rec: dict | None, details: _Details, where: tuple) -> dict:
     if consumer is None:
         text = " ".join(x for x in (rec.get("error_type"), rec.get("message")) if x)
     return {
-        "i": details.add(rec, where),
+        "i": details.add(rec, where, _title(rec, where, defect, control, text)),
         "outcome": outcome,
         "code": CODES.get(outcome, "?"),
         "remedy_short": remedy_short(rec.get("remedy")),
@@ -276,8 +279,6 @@ def _cell(rec: dict | None, details: _Details, where: tuple) -> dict:
         "control": control,
         "expected": bool(exp),
         "unexpected": bool(exp) and not exp.get("met"),
-        "title": _title(rec, where, defect, control, text),
-        "key": "|".join(x or "" for x in where),
         "text": text[:300],
     }
 
@@ -325,10 +326,11 @@ class _Details:
         self.versions: list[dict] = []
         self._version_ids: dict[str, int] = {}
 
-    def add(self, rec: dict, where: tuple) -> int:
+    def add(self, rec: dict, where: tuple, title: str) -> int:
         """Add the details of `rec` shown at `where` (producer, consumer, fixture, format)."""
         item = {k: rec.get(k) for k in DETAIL_KEYS}
         item["producer"], item["consumer"], item["fixture"], item["format"] = where
+        item["title"] = title
         item["same_env"] = where[1] is not None and where[0] == where[1]
         item["remedy_short"] = remedy_short(rec.get("remedy"))
         item["traceback"] = _excerpt(rec.get("traceback"))

@@ -18,6 +18,7 @@ from . import __version__, process, progress, results
 from .backends import get_backend
 from .backends.base import Backend, Mount, Where
 from .cache import ResultCache, artifact_key, cell_key, env_fingerprint, fixture_hash
+from .costs import Costs
 from .errors import ConfigError, EnvError, TfcompatError
 from .matrix import Matrix
 from .records import annotate_expectations, assemble, expectation_summary, harness_defects
@@ -133,6 +134,7 @@ class Runner:
         self.state_dir = where.state_dir
         # The result cache: what an unchanged cell key already gave is reused, never recomputed.
         self.cache = ResultCache(where.state_dir)
+        self.costs = Costs.load(where.state_dir)  # recorded seconds per item: the live display's ETA
         self.refresh = set(refresh)  # envs whose artifacts and cells are recomputed whatever the cache says
         self.fx_hash = {fx: fixture_hash(matrix.fixture(fx).path) for fx in selection.fixtures}
         self.fps: dict[str, str | None] = {}
@@ -394,7 +396,7 @@ class Runner:
                               "module_dir": self.store.module_dir(env, fx)})
         t = time.time()
         out = self._worker(env, "save", None, items, timeout=self.timeout)
-        self._time(env, "save_s", t)
+        self._time(env, "save_s", t, len(items))
         if not out.ready and all(f.get("outcome") == "env-error" for f in out.failed.values()) and out.failed:
             first = next(iter(out.failed.values()))
             raise EnvError("%s: %s" % (env, first.get("message")))
@@ -436,11 +438,12 @@ class Runner:
         # The no-remedy process never gets a fixture path: it runs as a user without the code.
         plain_items = [{k: v for k, v in it.items() if k != "fixture_path"} for it in plain]
         out = self._worker(consumer, "check-plain", "plain", plain_items, timeout=self.timeout)
-        self._time(consumer, "check_plain_s", t)
+        self._time(consumer, "check_plain_s", t, len(plain))
         again = [it for it in plain if not passed(out.done.get(it["key"]))] + code
         t = time.time()
         out2 = self._worker(consumer, "check-remedies", "remedies", again, timeout=self.timeout)
-        self._time(consumer, "check_remedies_s", t)
+        self._time(consumer, "check_remedies_s", t, len(again))
+        self.state.env_timings[consumer]["check_n"] = len(plain) + len(code)
         cached = sum(1 for k in self.reused_cells if k.split("|")[2] == consumer)
         self.log("%-18s checked %d artifacts (%d no-remedy, %d with remedies; %d+%d TF import(s))%s" % (
             consumer, len(plain) + len(code), len(plain), len(again), out.processes, out2.processes,
@@ -454,11 +457,19 @@ class Runner:
             env_id=env, launcher=backend.launcher(), phase="save" if phase == "save" else "check",
             mode=mode, items=tuple(items), journal=self.store.journal(env, phase), timeout=timeout,
             env=backend.env_vars(), cwd=scratch, offline=phase != "save", mounts=self.mounts(),
-            on_done=self.progress.task(env, phase, len(items)) if items else None)
+            on_done=self.progress.task(env, phase, len(items), self._per_item(env, phase)) if items else None)
         return process.run(req) if items else process.WorkerOutcome()
 
-    def _time(self, env: str, key: str, t: float) -> None:
-        self.state.env_timings.setdefault(env, {})[key] = round(time.time() - t, 1)
+    def _per_item(self, env: str, phase: str) -> float | None:
+        est = self.costs.rate(env, phase, self.matrix.env(env).keras)
+        return est.seconds if est is not None and est.recorded else None
+
+    def _time(self, env: str, key: str, t: float, items: int | None = None) -> None:
+        """Record a phase's wall time (and item count: harness/costs.py learns rates from both)."""
+        timing = self.state.env_timings.setdefault(env, {})
+        timing[key] = round(time.time() - t, 1)
+        if items is not None:
+            timing[key[:-2] + "_n"] = items
 
     def _meta_tail(self, started: float, meta: dict, records: list[dict]) -> dict:
         finished = time.time()

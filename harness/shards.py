@@ -10,60 +10,58 @@ machine uses the same state dir path (a CI workspace), so the paths written into
 from __future__ import annotations
 
 import datetime
-import glob
-import json
 import os
 import shutil
 
+from .costs import Costs
 from .errors import ConfigError, TfcompatError
 from .store import RunStore, Selection
 
 MAX_JOBS = 256  # a GitHub Actions job matrix holds at most 256 jobs
 
 
-def recorded_costs(state_dir: str) -> dict[str, dict[str, float]]:
-    """env -> {"save": s, "check": s} from the newest run.json files that timed it."""
-    out: dict[str, dict[str, float]] = {}
-    for path in sorted(glob.glob(os.path.join(state_dir, "runs", "*", "run.json")), reverse=True):
-        try:
-            with open(path) as fh:
-                meta = json.load(fh)
-        except (OSError, ValueError):
-            continue
-        for seg in meta.get("segments", []):
-            for env, t in (seg.get("env_timings") or {}).items():
-                cost = out.setdefault(env, {})
-                if "save" not in cost and t.get("save_s"):
-                    cost["save"] = float(t["save_s"]) + float(t.get("create_s") or 0.0)
-                if "check" not in cost and (t.get("check_plain_s") or t.get("check_remedies_s")):
-                    cost["check"] = float(t.get("check_plain_s") or 0.0) + float(t.get("check_remedies_s") or 0.0)
-    return out
-
-
-def shard_plan(runner, n: int, run_id: str | None = None) -> dict:
+def shard_plan(runner, n: int, run_id: str | None = None, jobs: int = 2, cache: dict | None = None) -> dict:
     """The job matrices: {"run_id", "plan_id", "save": {"include": [...]}, "check": {...}, "expected"}.
 
     Envs with nothing to save (every artifact cached) get no save job, consumers with nothing to check
-    get no check job. Groups are balanced by recorded cost (else by the count of work to run)."""
+    get no check job. Groups are balanced by the cost of their work (harness/costs.py: recorded rates
+    x items to run, plus the env's build, which each stage's machine pays again), else by its count
+    of items when nothing was ever timed. `expected` says per stage the longest job, the total, the
+    ideal total/machines and which envs' costs were modelled rather than recorded. Each machine works
+    on `jobs` envs at once (`run --jobs`), as the runs that recorded the costs did: a job's wall
+    time is its envs' summed cost over that many slots."""
     from .runner import plan_id, shard_groups
 
-    cache = runner.cache_plan()
-    costs = recorded_costs(runner.state_dir)
+    cache = cache or runner.cache_plan()
+    costs = Costs.load(runner.state_dir)
     n = max(1, min(n, MAX_JOBS))
     out: dict = {"plan_id": plan_id(runner.matrix, runner.sel),
                  "run_id": run_id or "%s-%s" % (datetime.datetime.now().strftime("%Y%m%d-%H%M%S"),
                                                 plan_id(runner.matrix, runner.sel)[:8])}
-    expected = {}
+    expected: dict = {}
     for stage, index in (("save", "artifacts"), ("check", "checks")):
         todo = [e for e in runner.sel.envs if cache[e][index][1] > 0]
-        cost = {e: costs.get(e, {}).get(stage) or float(cache[e][index][1]) for e in todo}
+        est = {e: costs.estimate(e, stage, cache[e][index][1], runner.matrix.env(e).keras, build=True)
+               for e in todo}
+        timed = all(x is not None for x in est.values())
+        cost = {e: (x.seconds if timed and x is not None else float(cache[e][index][1])) for e, x in est.items()}
         groups = shard_groups(todo, n, cost)
         out[stage] = {"include": [{"shard": "%d/%d" % (i + 1, len(groups)), "envs": ",".join(g)}
                                   for i, g in enumerate(groups)]}
         loads = [sum(cost[e] for e in g) for g in groups] or [0.0]
-        expected[stage] = {"jobs": len(groups), "machines": n, "longest_s": round(max(loads), 1),
-                           "total_s": round(sum(loads), 1), "ideal_s": round(sum(loads) / n, 1),
-                           "recorded": all(e in costs and stage in costs[e] for e in todo)}
+        # a job's envs share its slots; none finishes before its own costliest env
+        walls = [max(load / max(1, min(jobs, len(g))), max(cost[e] for e in g))
+                 for load, g in zip(loads, groups)] or [0.0]
+        expected[stage] = {"jobs": len(groups), "machines": n, "slots": jobs, "longest_s": round(max(walls), 1),
+                           "total_s": round(sum(loads), 1), "ideal_s": round(sum(loads) / (n * jobs), 1),
+                           "unit": "s" if timed else "items",
+                           "modelled": sorted(e for e, x in est.items() if x is not None and not x.recorded),
+                           "recorded": timed and all(x is not None and x.recorded for x in est.values())}
+    if all(expected[s]["unit"] == "s" for s in ("save", "check")):
+        longest = expected["save"]["longest_s"] + expected["check"]["longest_s"]
+        ideal = expected["save"]["ideal_s"] + expected["check"]["ideal_s"]
+        expected["wall_s"] = round(longest, 1)
+        expected["ratio_to_ideal"] = round(longest / ideal, 3) if ideal else 1.0
     out["expected"] = expected
     return out
 

@@ -168,18 +168,34 @@ RUN_META = {
 
 
 class Cells(html.parser.HTMLParser):
-    """Collects the grid cells (td elements with data-outcome): attrs and text."""
+    """Collects the grid cells (td elements with an outcome class): attrs, text, and the key
+    (producer|consumer|fixture|format) and outcome the script derives from where the cell stands."""
 
     def __init__(self) -> None:
         super().__init__()
         self.cells: list[dict] = []
         self._cur = None
+        self._fixture = self._producer = self._format = ""
+        self._consumers: list[str] = []
+        self._col = 0
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
-        if tag == "td" and "data-outcome" in a:
-            self._cur = {**a, "text": ""}
-            self.cells.append(self._cur)
+        classes = (a.get("class") or "").split()
+        if tag == "section" and "data-fixture" in a:
+            self._fixture, self._consumers = a["data-fixture"], []
+        elif tag == "th" and "data-c" in a:
+            self._consumers.append(a["data-c"])
+        elif tag == "tr" and "data-producer" in a:
+            self._producer, self._format, self._col = a["data-producer"], a["data-format"], 0
+        elif tag == "td" and "cell" in classes:
+            consumer = "" if "span" in classes else self._consumers[self._col]
+            self._col += 1
+            outcome = [c[2:] for c in classes if c.startswith("o-")]
+            if outcome:
+                key = "|".join((self._producer, consumer, self._fixture, self._format))
+                self._cur = {**a, "text": "", "data-key": key, "data-outcome": outcome[0]}
+                self.cells.append(self._cur)
 
     def handle_endtag(self, tag):
         if tag == "td":
@@ -209,9 +225,11 @@ def read(path: str) -> str:
 
 
 def grid_cells(text: str) -> dict:
+    """key -> the cell's attrs and text, with its tooltip (`title`) from its details item."""
     parser = Cells()
     parser.feed(text)
-    return {c["data-key"]: c for c in parser.cells}
+    items = page_data(text)["cells"]
+    return {c["data-key"]: dict(c, title=items[int(c["data-i"])]["title"]) for c in parser.cells}
 
 
 def page_data(text: str) -> dict:
@@ -564,9 +582,11 @@ def test_details_panels_open_on_click_in_headless_chromium(page, tmp_path):
     result = probe(page, tmp_path, "", """
       var out = {};
       %s.forEach(function (key) {
-        var td = Array.prototype.filter.call(doc.querySelectorAll("td.cell"), function (td) {
-          return td.getAttribute("data-key") === key; })[0];
-        td.click();
+        var link = doc.createElement("a");  // a cell is reached by its key the way a #cell= link does
+        link.className = "cell-link";
+        link.setAttribute("data-key", key);
+        doc.body.appendChild(link);
+        link.click();
         out[key] = doc.getElementById("details").hidden ? null : doc.getElementById("d-body").innerHTML;
       });
       return {panels: out, loaded: doc.defaultView.performance.getEntriesByType("resource").map(function (e) {
@@ -580,6 +600,24 @@ def test_details_panels_open_on_click_in_headless_chromium(page, tmp_path):
             assert s in panels[key], (key, s)
         for s in ABSENT.get(key, []):
             assert s not in panels[key], (key, s)
+
+
+@pytest.mark.browser
+def test_a_cell_gets_its_key_and_tooltip_from_its_details(page, tmp_path):
+    # The HTML cell holds only its index; the script finds it by key (#cell=) and titles it on hover.
+    key = f"{B}|{C}|custom_layer|h5"
+    out = probe(page, tmp_path, "#cell=" + key, """
+      var sel = doc.querySelector("td.cell.sel");
+      var other = doc.querySelectorAll("td.cell[data-i]")[3];
+      other.dispatchEvent(new MouseEvent("mouseover", {bubbles: true}));
+      return {hash: doc.defaultView.location.hash, selected: sel && sel.getAttribute("data-i"),
+              title: other.title, i: other.getAttribute("data-i"), untitled: doc.querySelectorAll("td[title]").length};""")
+    cells = grid_cells(read(page))
+    assert out["selected"] == cells[key]["data-i"]
+    assert out["hash"] == "#cell=" + key.replace("|", "%7C")
+    titles = {c["data-i"]: c["title"] for c in cells.values()}
+    assert out["title"] and out["title"] == titles[out["i"]]
+    assert out["untitled"] == 1  # only the hovered cell has a title attribute: none came in the HTML
 
 
 @pytest.mark.browser

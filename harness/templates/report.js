@@ -28,6 +28,17 @@
   var body = $("d-body");
   var current = null;
 
+  // A grid cell carries only its index into data.cells: its outcome and key are read from there.
+  function cellOf(td) {
+    var i = td.getAttribute("data-i");
+    return i === null ? null : data.cells[Number(i)];
+  }
+  function outcomeOf(td) { var d = cellOf(td); return d ? d.outcome || "" : ""; }
+  function keyOf(td) {
+    var d = cellOf(td);
+    return d ? [d.producer, d.consumer || "", d.fixture, d.format].join("|") : "";
+  }
+
   function el(tag, cls, text) {
     var node = document.createElement(tag);
     if (cls) { node.className = cls; }
@@ -58,7 +69,7 @@
         var rowOn = tableOn && (!fm || tr.getAttribute("data-format") === fm);
         var anyCell = false;
         all("td.cell", tr).forEach(function (td) {
-          var o = td.getAttribute("data-outcome");
+          var o = outcomeOf(td);
           var on = rowOn && (o ? (!oc || o === oc) && (!np || o !== "pass") : !oc && !np);
           if (o) { total += 1; }
           if (on && o) { shown += 1; anyCell = true; }
@@ -92,7 +103,7 @@
       if (filters[k].value) { parts.push(k + "=" + encodeURIComponent(filters[k].value)); }
     });
     if (nonpass.checked) { parts.push("nonpass=1"); }
-    if (current) { parts.push("cell=" + encodeURIComponent(current.getAttribute("data-key"))); }
+    if (current) { parts.push("cell=" + encodeURIComponent(keyOf(current))); }
     var hash = parts.length ? "#" + parts.join("&") : "";
     if (hash !== location.hash && history.replaceState) {
       history.replaceState(null, "", hash || location.pathname + location.search);
@@ -176,7 +187,7 @@
   }
 
   function openDetails(td) {
-    var d = data.cells[Number(td.getAttribute("data-i"))];
+    var d = cellOf(td);
     if (!d) { return; }
     if (current) { current.classList.remove("sel"); }
     current = td;
@@ -308,9 +319,14 @@
 
   /* ---- wiring ---- */
   function cellByKey(key) {
-    var hit = all("td.cell[data-key]").filter(function (td) { return td.getAttribute("data-key") === key; });
+    var hit = all("td.cell[data-i]").filter(function (td) { return keyOf(td) === key; });
     return hit.length ? hit[0] : null;
   }
+  // The tooltip comes from the cell's details, set when the pointer first reaches it.
+  document.addEventListener("mouseover", function (ev) {
+    var td = ev.target.closest ? ev.target.closest("td.cell[data-i]") : null;
+    if (td && !td.title) { td.title = (cellOf(td) || {}).title || ""; }
+  });
   document.addEventListener("click", function (ev) {
     var link = ev.target.closest ? ev.target.closest("a.cell-link") : null;
     if (link) {

@@ -1,0 +1,133 @@
+"""Write a readiness (harness/readiness.py) as `readiness-A-to-B.md` and `.html` (self-contained, the
+grid's look), and say it on the terminal: one line per fixture kind."""
+
+from __future__ import annotations
+
+import os
+
+import jinja2
+from markupsafe import Markup
+
+from .readiness import SAVE_CODE, STATUSES, VERDICTS, Cell, Readiness
+from .report import TEMPLATES, _asset
+
+# status -> the grid's colour class
+COLOURS = {"ready": "pass", "ready-with-remedy": "pass-with-remedy", "loses-state": "degraded",
+           "serving-only": "degraded", "legacy-only": "load-error", "breaks": "load-error",
+           "wrong-output": "wrong-output", "cannot-save": "save-error", "not-applicable": "not-applicable",
+           "unknown": "env-error", "missing": "env-error"}
+
+
+def write(r: Readiness, out_dir: str, rerun: str | None = None) -> tuple[str, str]:
+    """Write both files; returns (markdown path, html path)."""
+    os.makedirs(out_dir, exist_ok=True)
+    base = os.path.join(out_dir, "readiness-%s-to-%s" % (r.a, r.b))
+    view = _view(r, rerun)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    html = env.get_template("readiness.html.j2").render(css=Markup(_asset("report.css")), **view)
+    for path, text in ((base + ".md", markdown(r, rerun)), (base + ".html", html)):
+        with open(path + ".tmp", "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(path + ".tmp", path)
+    return base + ".md", base + ".html"
+
+
+def lines(r: Readiness) -> list[str]:
+    """One line per fixture kind, for the terminal."""
+    out = []
+    for f in r.fixtures:
+        line = "%s: %s" % (f.name, VERDICTS[f.verdict][0])
+        if f.move_with:
+            line += "; move with %s%s" % (f.move_with.format, " (%s)" % f.move_with.remedy if f.move_with.remedy
+                                          else "")
+        elif f.via:
+            line += "; via %s: %s there, then %s" % (f.via["env"], f.via["first"].format, f.via["then"].format)
+        elif f.serve_with:
+            line += "; serve with %s" % f.serve_with.format
+        if f.avoid:
+            line += "; WRONG OUTPUT in %s" % ", ".join(f.avoid)
+        out.append(line)
+    return out
+
+
+def markdown(r: Readiness, rerun: str | None = None) -> str:
+    ready = sum(1 for f in r.fixtures if f.verdict in ("ready", "ready-with-changes", "via-intermediate"))
+    md = ["# Upgrade readiness: %s -> %s" % (r.a, r.b), "",
+          "Run `%s`. %d of %d fixture kinds can move (exit code %d)." % (r.run_id, ready, len(r.fixtures),
+                                                                         r.exit_code), ""]
+    if r.missing:
+        md += ["**%d cell(s) are missing** from the run; the verdicts below do not count them. Run them with:"
+               % len(r.missing), "", "```sh", rerun or "", "```", ""]
+    md += ["## Summary", "", "| fixture kind | verdict | move with | serve with | do not move with |",
+           "| --- | --- | --- | --- | --- |"]
+    for f in r.fixtures:
+        md.append("| %s | %s | %s | %s | %s |" % (
+            f.name, VERDICTS[f.verdict][0], _md_cell(f.move_with) if f.move_with else (
+                "via `%s`: `%s` there, then `%s`" % (f.via["env"], f.via["first"].format, f.via["then"].format)
+                if f.via else "-"),
+            _md_cell(f.serve_with) if f.serve_with else "-", ", ".join("`%s`" % x for x in f.avoid) or "-"))
+    for f in r.fixtures:
+        md += ["", "## %s" % f.name, "", "**%s**: %s." % VERDICTS[f.verdict], ""]
+        if f.move_with:
+            md += _md_move(f.move_with, r)
+        if f.via:
+            md += ["Through `%s`: load the `%s` artifact there and re-save it, then load it in %s:" % (
+                f.via["env"], f.via["first"].format, r.b), "", "```python", "# in %s" % f.via["env"],
+                f.via["first"].load_code(), SAVE_CODE[f.via["then"].format], "# in %s" % r.b,
+                f.via["then"].load_code(), "```", ""]
+        md += ["| format | %s -> %s | what breaks | the load that works | what it costs | %s -> %s |" % (
+            r.a, r.b, r.b, r.b), "| --- | --- | --- | --- | --- | --- |"]
+        for c in r.cells:
+            if c.fixture != f.name:
+                continue
+            md.append("| `%s` | %s | %s | %s | %s | %s |" % (
+                c.format, STATUSES[c.status][0] + (" (lost: %s)" % ", ".join(c.lost) if c.lost else ""),
+                _md_text(c.error, c.references), "`%s`" % _one_line(c.load_code())
+                if c.status not in ("breaks", "wrong-output", "cannot-save", "not-applicable", "missing",
+                                    "unknown") else "-",
+                (c.cost or "nothing") if c.remedy else "-", c.round_trip or "not run"))
+    md += ["", "## How to read this", ""]
+    md += ["- **%s**: %s" % (label, meaning) for label, meaning in STATUSES.values()]
+    md += ["- The legacy `tf_keras` and the inference-only loaders (`TFSMLayer`, `tf.saved_model.load`) are never "
+           "counted as ready. `%s -> %s` is the round trip: a model re-saved in %s in that format loads there."
+           % (r.b, r.b, r.b), ""]
+    return "\n".join(md)
+
+
+def _md_move(c: Cell, r: Readiness) -> list[str]:
+    return ["Move with `%s`%s: save in %s, load in %s:" % (
+        c.format, " (keeps: %s)" % ", ".join(c.keeps), r.a, r.b), "", "```python", "# in %s" % r.a,
+        SAVE_CODE[c.format], "# in %s" % r.b, c.load_code(), "```", ""] + (
+        ["What it costs: %s." % c.cost, ""] if c.cost else [])
+
+
+def _one_line(code: str) -> str:
+    return "; ".join(line.split("  #")[0] for line in code.splitlines())
+
+
+def _md_cell(c: Cell) -> str:
+    return "`%s`%s" % (c.format, " with `%s`" % c.remedy if c.remedy else "")
+
+
+def _md_text(text: str | None, refs: list) -> str:
+    if not text:
+        return "-"
+    text = text.replace("|", "\\|").replace("\n", " ")
+    return text + (" (%s)" % ", ".join(refs) if refs else "")
+
+
+def _view(r: Readiness, rerun: str | None) -> dict:
+    fixtures = []
+    for f in r.fixtures:
+        rows = [{"c": c, "label": STATUSES[c.status][0], "meaning": STATUSES[c.status][1],
+                 "colour": COLOURS[c.status], "code": c.load_code()
+                 if c.status not in ("breaks", "wrong-output", "cannot-save", "not-applicable", "missing", "unknown")
+                 else None} for c in r.cells if c.fixture == f.name]
+        fixtures.append({"f": f, "verdict": "%s: %s." % VERDICTS[f.verdict], "label": VERDICTS[f.verdict][0],
+                         "rows": rows,
+                         "save": SAVE_CODE.get(f.move_with.format) if f.move_with else None,
+                         "via_save": SAVE_CODE.get(f.via["then"].format) if f.via else None})
+    ready = sum(1 for f in r.fixtures if f.verdict in ("ready", "ready-with-changes", "via-intermediate"))
+    return {"r": r, "fixtures": fixtures, "ready": ready, "rerun": rerun,
+            "legend": [(COLOURS[s], label, meaning) for s, (label, meaning) in STATUSES.items()]}
