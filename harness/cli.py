@@ -69,6 +69,18 @@ def _parser() -> argparse.ArgumentParser:
     ready.add_argument("--to", dest="b", required=True, metavar="B", help="the env you move to (an env id)")
     ready.add_argument("--run", default=None,
                        help="run id (default: the newest run that holds both envs, else the newest)")
+    sc = sub.add_parser("scan", help="your own saved models: read in env A, checked in env B (and C...)")
+    sc.add_argument("paths", nargs="+", metavar="PATH", help="saved models, or folders of them")
+    sc.add_argument("--profile", default=argparse.SUPPRESS, help="as the global --profile")
+    sc.add_argument("--from", dest="a", required=True, metavar="A", help="the env the models come from (an env id)")
+    sc.add_argument("--to", dest="b", required=True, metavar="B[,C...]", help="the envs to check them in")
+    sc.add_argument("--code", help="a module with the models' custom classes (CUSTOM_OBJECTS, or every class "
+                                   "it defines) and build() for weights-only files")
+    sc.add_argument("--inputs", help="an .npz of inputs (key x, else its first array); default: made from the "
+                                     "model's input signature with a fixed seed")
+    sc.add_argument("--allow-unsafe", action="store_true",
+                    help="also try safe_mode=False (runs code stored in the file: only for files you trust)")
+    sc.add_argument("--jobs", "-j", type=int, default=2, help="environments worked on at once (default 2)")
     plan = sub.add_parser("plan", help="what would run")
     selection(plan)
     plan.add_argument("--json", action="store_true", help="machine-readable output")
@@ -129,6 +141,8 @@ def _dispatch(args) -> int:
         return _plan(matrix, sel, args.json, root, cached, shards, here)
     if args.command == "merge":
         return _merge(args, matrix, state_dir, reports)
+    if args.command == "scan":
+        return _scan(args, matrix, state_dir, reports)
     if args.command == "readiness":
         return _readiness(args, matrix, state_dir, reports)
     if args.command == "envs":
@@ -256,6 +270,26 @@ def _readiness(args, matrix, state_dir: str, reports: str) -> int:
                                                                                    else ""), rerun))
     print("tfcompat: report: %s (and %s)" % (html, md))
     return r.exit_code
+
+
+def _scan(args, matrix, state_dir: str, reports: str) -> int:
+    """`scan PATH... --from A --to B[,C]`: exit 0 when every artifact can move to every target, 1 when
+    one cannot, 2 when nothing was found or an argument is wrong."""
+    from . import readiness_report
+    from .scan import scan
+
+    targets = _split(args.b) or []
+    out = scan(matrix, args.a, targets, args.paths, state_dir, code=args.code, inputs=args.inputs,
+               allow_unsafe=args.allow_unsafe, jobs=args.jobs, log=lambda line: print("tfcompat: " + line))
+    code = 0
+    for b, r in out["by_target"].items():
+        md, html = readiness_report.write(r, reports, stem="scan")
+        print("tfcompat: scan %s -> %s (%d artifact(s), run %s):" % (args.a, b, len(r.fixtures), r.run_id))
+        for name, line in zip([f.name for f in r.fixtures], readiness_report.lines(r)):
+            print("tfcompat:   %s [%s]" % (line, r.labels.get(name)))
+        print("tfcompat: report: %s (and %s)" % (html, md))
+        code = max(code, r.exit_code)
+    return code
 
 
 def _run_with(state_dir: str, run_id: str | None, envs: tuple[str, ...]) -> str:

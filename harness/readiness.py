@@ -44,9 +44,11 @@ VERDICTS = {
     "ready": ("ready", "a whole-model format crosses with no change"),
     "ready-with-changes": ("ready with changes", "move with the format and code shown"),
     "via-intermediate": ("ready through an intermediate env", "re-save in that env first"),
+    "loses-state": ("loads, losing state", "it loads in B's own Keras only by giving up what is listed"),
     "serving-only": ("ready for serving only", "not for training: only inference crosses"),
     "legacy-only": ("not ready: loads only through tf_keras", "the legacy Keras 2 is not a move to Keras 3"),
     "breaks": ("not ready", "nothing the grid tried loads it in B"),
+    "cannot-save": ("A cannot save it", "no format of it could be saved in A"),
     "unknown": ("unknown", "the cells are missing from the run"),
 }
 REF = re.compile(r"(https?://[^\s)\]]+|\b[\w.-]+/[\w.-]+#\d+)")
@@ -69,17 +71,19 @@ class Cell:
     expectation: str | None = None
     round_trip: str | None = None  # B->B outcome
     also: list = field(default_factory=list)  # other classes reached: legacy/serving rescues beside a native one
+    needs_round_trip: bool = True  # a scanned artifact has none: B never made it
+    path: str | None = None  # a scanned artifact's own path (else the format's file name)
 
     @property
     def movable(self) -> bool:
-        return self.status in MOVABLE and self.round_trip in ("pass", "pass-with-remedy")
+        return self.status in MOVABLE and (not self.needs_round_trip or self.round_trip in ("pass", "pass-with-remedy"))
 
     @property
     def keeps(self) -> tuple:
         return FORMATS[self.format][1]
 
     def load_code(self) -> str:
-        return load_code(self.format, self.remedy, self.loader)
+        return load_code(self.format, self.remedy, self.loader, self.path)
 
 
 @dataclass
@@ -100,6 +104,9 @@ class Readiness:
     cells: list
     fixtures: list
     missing: list  # [(producer, consumer, fixture, format)] of the A->B and B->B cells not in the run
+    labels: dict = field(default_factory=dict)  # a scan's artifact name -> its path
+    notes: dict = field(default_factory=dict)  # a scan's artifact name -> [what A said, rungs not tried]
+    skipped: list = field(default_factory=list)  # a scan's [(path, why)] not scanned
 
     @property
     def exit_code(self) -> int:
@@ -141,8 +148,11 @@ def classify(rec: dict | None) -> tuple[str, dict]:
 
 
 def build(records: list[dict], a: str, b: str, fixtures: list[str], formats: list[str], envs: list[str],
-          run_id: str = "-") -> Readiness:
-    """Readiness of the move from env `a` to env `b` over the run's `records`."""
+          run_id: str = "-", pairs: list | None = None, round_trip: bool = True) -> Readiness:
+    """Readiness of the move from env `a` to env `b` over the run's `records`: every fixture x format,
+    or only `pairs` [(fixture, format)] (a scan: each artifact has its one format, and no round trip
+    in B, which never made it)."""
+    pairs = pairs if pairs is not None else [(fx, fmt) for fx in fixtures for fmt in formats]
     cells_by_key = {(r.get("producer"), r.get("consumer"), r.get("fixture"), r.get("format")): r
                     for r in records if r.get("fixture")}
     artifacts = {(r.get("producer"), r.get("fixture"), r.get("format")): r
@@ -151,9 +161,12 @@ def build(records: list[dict], a: str, b: str, fixtures: list[str], formats: lis
     def rec_of(p: str, c: str, fx: str, fmt: str) -> dict | None:
         return cells_by_key.get((p, c, fx, fmt)) or artifacts.get((p, fx, fmt))
 
-    missing = [(p, c, fx, fmt) for fx in fixtures for fmt in formats for p, c in ((a, b), (b, b))
-               if rec_of(p, c, fx, fmt) is None]
-    cells = [make_cell(rec_of(a, b, fx, fmt), rec_of(b, b, fx, fmt), fx, fmt) for fx in fixtures for fmt in formats]
+    sides = ((a, b), (b, b)) if round_trip else ((a, b),)
+    missing = [(p, c, fx, fmt) for fx, fmt in pairs for p, c in sides if rec_of(p, c, fx, fmt) is None]
+    cells = [make_cell(rec_of(a, b, fx, fmt), rec_of(b, b, fx, fmt) if round_trip else None, fx, fmt)
+             for fx, fmt in pairs]
+    for c in cells:
+        c.needs_round_trip = round_trip
     out = []
     for fx in fixtures:
         mine = [c for c in cells if c.fixture == fx]
@@ -199,10 +212,15 @@ def _fixture(fx: str, cells: list[Cell], a: str, b: str, envs: list[str], rec_of
     via = _via(fx, a, b, envs, rec_of, [c.format for c in cells])
     if via:
         return Fixture(fx, "via-intermediate", None, serve_with, via, avoid)
+    losing = sorted((c for c in cells if c.status == "loses-state"), key=_preference)
+    if losing:
+        return Fixture(fx, "loses-state", losing[0], serve_with, avoid=avoid)
     if serve_with:
         return Fixture(fx, "serving-only", None, serve_with, avoid=avoid)
     if any(c.status == "legacy-only" for c in cells):
         return Fixture(fx, "legacy-only", None, None, avoid=avoid)
+    if all(c.status == "cannot-save" for c in cells):
+        return Fixture(fx, "cannot-save", avoid=avoid)
     if all(c.status in ("missing", "unknown") for c in cells):
         return Fixture(fx, "unknown", avoid=avoid)
     return Fixture(fx, "breaks", avoid=avoid)
@@ -260,9 +278,9 @@ SAVE_CODE = {
 }
 
 
-def load_code(fmt: str, rung: str | None, loader: str | None) -> str:
+def load_code(fmt: str, rung: str | None, loader: str | None, where: str | None = None) -> str:
     """The load call that gave the status, as code: what the user pastes in B."""
-    path = '"%s"' % FORMATS[fmt][0]
+    path = '"%s"' % (where or FORMATS[fmt][0])
     names = parts(rung)
     kind = loader or FORMATS[fmt][2]
     if "tfsm_layer" in names or kind == "tfsm":

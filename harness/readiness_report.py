@@ -18,10 +18,10 @@ COLOURS = {"ready": "pass", "ready-with-remedy": "pass-with-remedy", "loses-stat
            "unknown": "env-error", "missing": "env-error"}
 
 
-def write(r: Readiness, out_dir: str, rerun: str | None = None) -> tuple[str, str]:
-    """Write both files; returns (markdown path, html path)."""
+def write(r: Readiness, out_dir: str, rerun: str | None = None, stem: str = "readiness") -> tuple[str, str]:
+    """Write both files (`<stem>-A-to-B.md` and `.html`); returns (markdown path, html path)."""
     os.makedirs(out_dir, exist_ok=True)
-    base = os.path.join(out_dir, "readiness-%s-to-%s" % (r.a, r.b))
+    base = os.path.join(out_dir, "%s-%s-to-%s" % (stem, r.a, r.b))
     view = _view(r, rerun)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
@@ -37,7 +37,8 @@ def lines(r: Readiness) -> list[str]:
     """One line per fixture kind, for the terminal."""
     out = []
     for f in r.fixtures:
-        line = "%s: %s" % (f.name, VERDICTS[f.verdict][0])
+        line = "%s: %s" % (f.name, "does not load in A" if r.labels and f.verdict == "cannot-save"
+                           else VERDICTS[f.verdict][0])
         if f.move_with:
             line += "; move with %s%s" % (f.move_with.format, " (%s)" % f.move_with.remedy if f.move_with.remedy
                                           else "")
@@ -53,13 +54,18 @@ def lines(r: Readiness) -> list[str]:
 
 def markdown(r: Readiness, rerun: str | None = None) -> str:
     ready = sum(1 for f in r.fixtures if f.verdict in ("ready", "ready-with-changes", "via-intermediate"))
-    md = ["# Upgrade readiness: %s -> %s" % (r.a, r.b), "",
-          "Run `%s`. %d of %d fixture kinds can move (exit code %d)." % (r.run_id, ready, len(r.fixtures),
-                                                                         r.exit_code), ""]
+    kind = "artifacts" if r.labels else "fixture kinds"
+    md = ["# Upgrade readiness: %s -> %s%s" % (r.a, r.b, " (your models)" if r.labels else ""), "",
+          "Run `%s`. %d of %d %s can move (exit code %d)." % (r.run_id, ready, len(r.fixtures), kind,
+                                                             r.exit_code), ""]
+    if r.labels:
+        md += ["Artifacts:", ""] + ["- `%s`: `%s`" % kv for kv in r.labels.items()] + [""]
+    if r.skipped:
+        md += ["Skipped:", ""] + ["- `%s`: %s" % kv for kv in r.skipped] + [""]
     if r.missing:
         md += ["**%d cell(s) are missing** from the run; the verdicts below do not count them. Run them with:"
                % len(r.missing), "", "```sh", rerun or "", "```", ""]
-    md += ["## Summary", "", "| fixture kind | verdict | move with | serve with | do not move with |",
+    md += ["## Summary", "", "| %s | verdict | move with | serve with | do not move with |" % kind[:-1],
            "| --- | --- | --- | --- | --- |"]
     for f in r.fixtures:
         md.append("| %s | %s | %s | %s | %s |" % (
@@ -69,6 +75,10 @@ def markdown(r: Readiness, rerun: str | None = None) -> str:
             _md_cell(f.serve_with) if f.serve_with else "-", ", ".join("`%s`" % x for x in f.avoid) or "-"))
     for f in r.fixtures:
         md += ["", "## %s" % f.name, "", "**%s**: %s." % VERDICTS[f.verdict], ""]
+        for note in r.notes.get(f.name) or []:
+            md += ["- %s" % note]
+        if r.notes.get(f.name):
+            md.append("")
         if f.move_with:
             md += _md_move(f.move_with, r)
         if f.via:
@@ -76,17 +86,19 @@ def markdown(r: Readiness, rerun: str | None = None) -> str:
                 f.via["env"], f.via["first"].format, r.b), "", "```python", "# in %s" % f.via["env"],
                 f.via["first"].load_code(), SAVE_CODE[f.via["then"].format], "# in %s" % r.b,
                 f.via["then"].load_code(), "```", ""]
-        md += ["| format | %s -> %s | what breaks | the load that works | what it costs | %s -> %s |" % (
-            r.a, r.b, r.b, r.b), "| --- | --- | --- | --- | --- | --- |"]
+        trip = not r.labels  # a scanned artifact has no round trip: B never made it
+        md += ["| format | %s -> %s | what breaks | the load that works | what it costs |%s" % (
+            r.a, r.b, " %s -> %s |" % (r.b, r.b) if trip else ""), "| --- | --- | --- | --- | --- |" + (
+            " --- |" if trip else "")]
         for c in r.cells:
             if c.fixture != f.name:
                 continue
-            md.append("| `%s` | %s | %s | %s | %s | %s |" % (
-                c.format, STATUSES[c.status][0] + (" (lost: %s)" % ", ".join(c.lost) if c.lost else ""),
+            md.append("| `%s` | %s | %s | %s | %s |" % (
+                c.format, _label(c, r) + (" (lost: %s)" % ", ".join(c.lost) if c.lost else ""),
                 _md_text(c.error, c.references), "`%s`" % _one_line(c.load_code())
                 if c.status not in ("breaks", "wrong-output", "cannot-save", "not-applicable", "missing",
                                     "unknown") else "-",
-                (c.cost or "nothing") if c.remedy else "-", c.round_trip or "not run"))
+                (c.cost or "nothing") if c.remedy else "-") + (" %s |" % (c.round_trip or "not run") if trip else ""))
     md += ["", "## How to read this", ""]
     md += ["- **%s**: %s" % (label, meaning) for label, meaning in STATUSES.values()]
     md += ["- The legacy `tf_keras` and the inference-only loaders (`TFSMLayer`, `tf.saved_model.load`) are never "
@@ -96,10 +108,17 @@ def markdown(r: Readiness, rerun: str | None = None) -> str:
 
 
 def _md_move(c: Cell, r: Readiness) -> list[str]:
+    if r.labels:
+        return ["Load it in %s:" % r.b, "", "```python", c.load_code(), "```", ""] + (
+            ["What it costs: %s." % c.cost, ""] if c.cost else [])
     return ["Move with `%s`%s: save in %s, load in %s:" % (
         c.format, " (keeps: %s)" % ", ".join(c.keeps), r.a, r.b), "", "```python", "# in %s" % r.a,
         SAVE_CODE[c.format], "# in %s" % r.b, c.load_code(), "```", ""] + (
         ["What it costs: %s." % c.cost, ""] if c.cost else [])
+
+
+def _label(c: Cell, r: Readiness) -> str:
+    return "does not load in A" if r.labels and c.status == "cannot-save" else STATUSES[c.status][0]
 
 
 def _one_line(code: str) -> str:
@@ -120,7 +139,7 @@ def _md_text(text: str | None, refs: list) -> str:
 def _view(r: Readiness, rerun: str | None) -> dict:
     fixtures = []
     for f in r.fixtures:
-        rows = [{"c": c, "label": STATUSES[c.status][0], "meaning": STATUSES[c.status][1],
+        rows = [{"c": c, "label": _label(c, r), "meaning": STATUSES[c.status][1],
                  "colour": COLOURS[c.status], "code": c.load_code()
                  if c.status not in ("breaks", "wrong-output", "cannot-save", "not-applicable", "missing", "unknown")
                  else None} for c in r.cells if c.fixture == f.name]
@@ -129,5 +148,6 @@ def _view(r: Readiness, rerun: str | None) -> dict:
                          "save": SAVE_CODE.get(f.move_with.format) if f.move_with else None,
                          "via_save": SAVE_CODE.get(f.via["then"].format) if f.via else None})
     ready = sum(1 for f in r.fixtures if f.verdict in ("ready", "ready-with-changes", "via-intermediate"))
-    return {"r": r, "fixtures": fixtures, "ready": ready, "rerun": rerun,
+    return {"r": r, "fixtures": fixtures, "ready": ready, "rerun": rerun, "kind": "artifacts" if r.labels
+            else "fixture kinds",
             "legend": [(COLOURS[s], label, meaning) for s, (label, meaning) in STATUSES.items()]}

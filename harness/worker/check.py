@@ -10,6 +10,7 @@ from .capture import Captured, describe
 from .context import fixtures_absent, load_fixture
 from .remedies import parts
 from .save import SEED, class_paths, optimizer_state, predict, weights_digest
+from .usercode import adapt
 
 
 class HarnessDefect(Exception):
@@ -31,12 +32,21 @@ def check_item(ctx, item, mode, note=None):
               for name in ("x_train", "y_train", "x_eval", "outputs", "resumed")}
     fixture = None
     custom = False
-    if mode == "remedies":
+    if mode == "remedies" and item.get("fixture_path"):
         fixture = load_fixture(item["fixture"], item["fixture_path"])
+        if item.get("user_code"):
+            fixture = adapt(fixture)
         # custom_objects belongs to a rung only where the artifact names a custom class.
         custom = bool(meta.get("classes")) and bool(fixture.custom_objects(ctx))
     result = {"attempts": [], "mode": mode}
-    for remedy, kind in formats.ladder(item["format"], ctx, mode, custom):
+    for remedy, kind in formats.ladder(meta["format"] if meta.get("scan") else item["format"], ctx, mode, custom):
+        if item.get("allow_unsafe") is False and "safe_mode_false" in parts(remedy):
+            # a scan runs code from the user's file only when asked (--allow-unsafe)
+            result.setdefault("unsafe_skipped", []).append(remedy)
+            continue
+        if kind == "code" and fixture is None:
+            result.setdefault("needs_code", True)
+            continue
         if note:
             note(remedy, None)
         ctx.clear()
@@ -126,6 +136,7 @@ def _signature(loaded):
             return _single(fn(**{name: tf.constant(x)}))
         return _single(fn(tf.constant(x)))
 
+    call.specs = list(kwargs.values()) or list(args)  # what a scan makes its inputs from
     return call
 
 

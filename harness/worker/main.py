@@ -62,10 +62,12 @@ def main(argv):
            "versions": ctx.versions(), "phase": job["phase"], "mode": job.get("mode"),
            "net_interfaces": _interfaces()})
     if job["phase"] == "save":
+        from worker.reference import reference_item
         from worker.save import save_item
 
         def run(c, item):
-            return save_item(c, item)
+            # a scanned user artifact is "saved" by reading it once in the env it comes from
+            return reference_item(c, item) if item.get("scan") else save_item(c, item)
     else:
         from worker.check import check_item
 
