@@ -80,6 +80,9 @@ def _parser() -> argparse.ArgumentParser:
                                      "model's input signature with a fixed seed")
     sc.add_argument("--allow-unsafe", action="store_true",
                     help="also try safe_mode=False (runs code stored in the file: only for files you trust)")
+    sc.add_argument("--migrate", action="store_true",
+                    help="convert what does not load cleanly to the target's own .keras, check the copy there, "
+                         "and keep the ones that pass under reports/migrated/ with their proof")
     sc.add_argument("--jobs", "-j", type=int, default=2, help="environments worked on at once (default 2)")
     plan = sub.add_parser("plan", help="what would run")
     selection(plan)
@@ -280,7 +283,8 @@ def _scan(args, matrix, state_dir: str, reports: str) -> int:
 
     targets = _split(args.b) or []
     out = scan(matrix, args.a, targets, args.paths, state_dir, code=args.code, inputs=args.inputs,
-               allow_unsafe=args.allow_unsafe, jobs=args.jobs, log=lambda line: print("tfcompat: " + line))
+               allow_unsafe=args.allow_unsafe, jobs=args.jobs, log=lambda line: print("tfcompat: " + line),
+               migrate=os.path.join(reports, "migrated") if args.migrate else None)
     code = 0
     for b, r in out["by_target"].items():
         md, html = readiness_report.write(r, reports, stem="scan")

@@ -44,6 +44,7 @@ VERDICTS = {
     "ready": ("ready", "a whole-model format crosses with no change"),
     "ready-with-changes": ("ready with changes", "move with the format and code shown"),
     "via-intermediate": ("ready through an intermediate env", "re-save in that env first"),
+    "migrated": ("ready after migration", "a converted copy was made here and checked in B"),
     "loses-state": ("loads, losing state", "it loads in B's own Keras only by giving up what is listed"),
     "serving-only": ("ready for serving only", "not for training: only inference crosses"),
     "legacy-only": ("not ready: loads only through tf_keras", "the legacy Keras 2 is not a move to Keras 3"),
@@ -51,6 +52,7 @@ VERDICTS = {
     "cannot-save": ("A cannot save it", "no format of it could be saved in A"),
     "unknown": ("unknown", "the cells are missing from the run"),
 }
+CAN_MOVE = ("ready", "ready-with-changes", "via-intermediate", "migrated")
 REF = re.compile(r"(https?://[^\s)\]]+|\b[\w.-]+/[\w.-]+#\d+)")
 
 
@@ -106,12 +108,12 @@ class Readiness:
     missing: list  # [(producer, consumer, fixture, format)] of the A->B and B->B cells not in the run
     labels: dict = field(default_factory=dict)  # a scan's artifact name -> its path
     notes: dict = field(default_factory=dict)  # a scan's artifact name -> [what A said, rungs not tried]
+    migrations: dict = field(default_factory=dict)  # a scan's artifact name -> [routes tried, with their proof]
     skipped: list = field(default_factory=list)  # a scan's [(path, why)] not scanned
 
     @property
     def exit_code(self) -> int:
-        return 0 if all(f.verdict in ("ready", "ready-with-changes", "via-intermediate") for f in self.fixtures) \
-            else 1
+        return 0 if all(f.verdict in CAN_MOVE for f in self.fixtures) else 1
 
 
 def classify(rec: dict | None) -> tuple[str, dict]:

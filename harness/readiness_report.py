@@ -8,7 +8,7 @@ import os
 import jinja2
 from markupsafe import Markup
 
-from .readiness import SAVE_CODE, STATUSES, VERDICTS, Cell, Readiness
+from .readiness import CAN_MOVE, SAVE_CODE, STATUSES, VERDICTS, Cell, Readiness
 from .report import TEMPLATES, _asset
 
 # status -> the grid's colour class
@@ -46,6 +46,9 @@ def lines(r: Readiness) -> list[str]:
             line += "; via %s: %s there, then %s" % (f.via["env"], f.via["first"].format, f.via["then"].format)
         elif f.serve_with:
             line += "; serve with %s" % f.serve_with.format
+        kept = [t for t in r.migrations.get(f.name) or [] if t.get("kept")]
+        if kept:
+            line += "; migrated (%s route): %s" % (kept[0]["route"], kept[0]["kept"])
         if f.avoid:
             line += "; WRONG OUTPUT in %s" % ", ".join(f.avoid)
         out.append(line)
@@ -53,7 +56,7 @@ def lines(r: Readiness) -> list[str]:
 
 
 def markdown(r: Readiness, rerun: str | None = None) -> str:
-    ready = sum(1 for f in r.fixtures if f.verdict in ("ready", "ready-with-changes", "via-intermediate"))
+    ready = sum(1 for f in r.fixtures if f.verdict in CAN_MOVE)
     kind = "artifacts" if r.labels else "fixture kinds"
     md = ["# Upgrade readiness: %s -> %s%s" % (r.a, r.b, " (your models)" if r.labels else ""), "",
           "Run `%s`. %d of %d %s can move (exit code %d)." % (r.run_id, ready, len(r.fixtures), kind,
@@ -81,6 +84,7 @@ def markdown(r: Readiness, rerun: str | None = None) -> str:
             md.append("")
         if f.move_with:
             md += _md_move(f.move_with, r)
+        md += _md_migrations(r.migrations.get(f.name) or [], r)
         if f.via:
             md += ["Through `%s`: load the `%s` artifact there and re-save it, then load it in %s:" % (
                 f.via["env"], f.via["first"].format, r.b), "", "```python", "# in %s" % f.via["env"],
@@ -117,6 +121,25 @@ def _md_move(c: Cell, r: Readiness) -> list[str]:
         ["What it costs: %s." % c.cost, ""] if c.cost else [])
 
 
+def _md_migrations(tried: list, r: Readiness) -> list[str]:
+    if not tried:
+        return []
+    out = ["Verified migration (executed, then checked in %s against %s's outputs):" % (r.b, r.a), ""]
+    for t in tried:
+        out.append("- route `%s`: %s%s" % (t["route"], t["outcome"] or "not made", " with %s" % t["remedy"]
+                                            if t.get("remedy") else ""))
+        out += ["  - %s" % step for step in t["steps"]]
+        if t.get("message") and t["outcome"] not in ("pass",):
+            out.append("  - %s%s" % ("without the remedy: " if t["outcome"] == "pass-with-remedy" else "",
+                                     t["message"].splitlines()[0][:300]))
+        out += ["  - %s" % n for n in t["notes"]]
+        if t.get("kept"):
+            out.append("  - **kept**: `%s` (with `proof.json` beside it)" % t["kept"])
+    if not any(t.get("kept") for t in tried):
+        out.append("- no route gave a copy that loads in %s and predicts the same: nothing is offered" % r.b)
+    return out + [""]
+
+
 def _label(c: Cell, r: Readiness) -> str:
     return "does not load in A" if r.labels and c.status == "cannot-save" else STATUSES[c.status][0]
 
@@ -147,7 +170,7 @@ def _view(r: Readiness, rerun: str | None) -> dict:
                          "rows": rows,
                          "save": SAVE_CODE.get(f.move_with.format) if f.move_with else None,
                          "via_save": SAVE_CODE.get(f.via["then"].format) if f.via else None})
-    ready = sum(1 for f in r.fixtures if f.verdict in ("ready", "ready-with-changes", "via-intermediate"))
+    ready = sum(1 for f in r.fixtures if f.verdict in CAN_MOVE)
     return {"r": r, "fixtures": fixtures, "ready": ready, "rerun": rerun, "kind": "artifacts" if r.labels
             else "fixture kinds",
             "legend": [(COLOURS[s], label, meaning) for s, (label, meaning) in STATUSES.items()]}

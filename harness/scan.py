@@ -15,6 +15,7 @@ import dataclasses
 import datetime
 import os
 import re
+import shutil
 from dataclasses import dataclass
 
 from . import readiness, records, results
@@ -93,7 +94,8 @@ def discover(paths: list[str]) -> tuple[list[Found], list[tuple[str, str]]]:
 
 
 def scan(matrix: Matrix, a: str, targets: list[str], paths: list[str], state_dir: str, *, code: str | None = None,
-         inputs: str | None = None, allow_unsafe: bool = False, jobs: int = 2, log=print) -> dict:
+         inputs: str | None = None, allow_unsafe: bool = False, jobs: int = 2, migrate: str | None = None,
+         log=print) -> dict:
     """Reference in A, checks in A and every target; returns {run_dir, records, found, skipped, by_target}."""
     from .runner import Runner
 
@@ -122,7 +124,8 @@ def scan(matrix: Matrix, a: str, targets: list[str], paths: list[str], state_dir
     runner.fps = {}
     items = [{"key": save_key(f.name, f.format), "scan": True, "fixture": f.name, "format": f.format,
               "path": f.path, "out_dir": runner.store.artifact_dir(a, f.name, f.format),
-              "code_path": code_path or None, "inputs_path": os.path.abspath(inputs) if inputs else None}
+              "code_path": code_path or None, "inputs_path": os.path.abspath(inputs) if inputs else None,
+              "migrate": bool(migrate)}
              for f in found]
     runner._ensure(a)
     runner._worker(a, "save", None, items, timeout=runner.timeout)
@@ -144,6 +147,8 @@ def scan(matrix: Matrix, a: str, targets: list[str], paths: list[str], state_dir
                             round_trip=False)
         r.labels, r.skipped = labels, skipped
         r.notes = {name: notes.get((name, a), []) + notes.get((name, b), []) for name in labels}
+        if migrate:
+            _migrate(runner, scan_matrix, r, a, b, found, code_path, allow_unsafe, migrate, log)
         for c in r.cells:
             c.path = labels[c.fixture]
         by_target[b] = r
@@ -171,3 +176,74 @@ def _notes(store, a: str, envs: tuple, found: list[Found]) -> dict:
                     "in %s: not tried without --allow-unsafe: %s (runs code stored in the file)" % (
                         env, ", ".join(result["unsafe_skipped"])))
     return out
+
+
+MIGRATED_OK = ("pass", "pass-with-remedy")
+
+
+def _migrate(runner, scan_matrix: Matrix, r: readiness.Readiness, a: str, b: str, found: list[Found],
+             code_path: str, allow_unsafe: bool, out_root: str, log) -> None:
+    """Convert each artifact that does not load cleanly in B by every route that applies, check each
+    result in B against A's references, keep the best that passes under `out_root/<artifact>/` with
+    its proof, and record every route tried in `r.migrations`."""
+    from .store import check_key
+
+    cells = {c.fixture: c for c in r.cells}
+    items, routes = [], {}
+    for f in found:
+        c = cells[f.name]
+        if c.status in ("ready", "cannot-save", "missing", "unknown"):
+            continue
+        todo = []
+        if c.status in ("ready-with-remedy", "loses-state"):
+            todo.append(("resave", c.remedy))
+        if code_path and f.format not in ("export",):
+            todo.append(("weights", None))
+        for route, rung in todo:
+            name = "%s__%s" % (f.name, route)
+            routes[name] = (f, route)
+            items.append({"key": save_key(name, "keras"), "scan_migrate": True, "fixture": name, "route": route,
+                          "path": f.path, "rung": rung, "a_dir": runner.store.artifact_dir(a, f.name, f.format),
+                          "out_dir": runner.store.artifact_dir(b, name, "keras"), "code_path": code_path or None})
+    if not items:
+        return
+    runner._worker(b, "save", None, items, timeout=runner.timeout)
+    metas = runner.store.read(b, "save").done
+    specs = [FixtureSpec(name=n, path=code_path) for n in routes]
+    checks = []
+    for name in routes:
+        if (metas.get(save_key(name, "keras")) or {}).get("status") == "saved":
+            checks.append({"key": check_key(b, b, name, "keras"), "producer": b, "fixture": name, "format": "keras",
+                           "artifact_dir": runner.store.artifact_dir(b, name, "keras"), "fixture_path": code_path,
+                           "tolerances": specs[0].tolerances(), "user_code": bool(code_path),
+                           "allow_unsafe": allow_unsafe})
+    if checks:
+        runner.todo = {b: checks}
+        runner._check(b)
+    m = dataclasses.replace(scan_matrix, fixtures=list(scan_matrix.fixtures) + specs)
+    recs = {x["fixture"]: x for x in records.assemble(runner.store, m, Selection((b,), tuple(routes), ("keras",)))}
+    for name, (f, route) in routes.items():
+        rec, meta = recs.get(name) or {}, metas.get(save_key(name, "keras")) or {}
+        r.migrations.setdefault(f.name, []).append({
+            "route": route, "steps": list(meta.get("steps") or []), "notes": list(meta.get("notes") or []),
+            "outcome": rec.get("outcome"), "remedy": rec.get("remedy"), "lost": rec.get("lost") or [],
+            "max_abs_diff": rec.get("max_abs_diff"), "message": rec.get("message"),
+            "artifact": meta.get("artifact"), "kept": None})
+    for f in found:
+        tried = r.migrations.get(f.name) or []
+        good = [t for t in tried if t["outcome"] in MIGRATED_OK]
+        if not good:
+            continue
+        best = min(good, key=lambda t: (MIGRATED_OK.index(t["outcome"]), t["route"] != "resave"))
+        dest = os.path.join(out_root, "%s-to-%s" % (a, b), f.name)
+        os.makedirs(dest, exist_ok=True)
+        shutil.copy(best["artifact"], os.path.join(dest, "model.keras"))
+        best["kept"] = os.path.join(dest, "model.keras")
+        results.write_json(os.path.join(dest, "proof.json"), {
+            "original": f.path, "from": a, "to": b, "route": best["route"], "steps": best["steps"],
+            "check_in_target": {k: best[k] for k in ("outcome", "remedy", "lost", "max_abs_diff", "message")},
+            "notes": best["notes"], "run": r.run_id})
+        log("migrated %s -> %s (%s route, %s in %s)" % (f.path, best["kept"], best["route"], best["outcome"], b))
+        fx = next(x for x in r.fixtures if x.name == f.name)
+        if fx.verdict not in ("ready", "ready-with-changes"):
+            fx.verdict = "migrated"

@@ -222,3 +222,22 @@ def test_the_readiness_page_in_headless_chromium(ready, tmp_path):
     shot = tmp_path / "readiness.png"
     run_chromium(tmp_path, f"--screenshot={shot}", "--window-size=1300,1600", "file://" + html_path)
     assert shot.stat().st_size > 20_000
+
+
+def test_a_verified_migration_is_shown_with_its_proof_and_counts_as_moving(ready):
+    f = fixture(ready, "keras2_only")
+    ready.labels = {"custom_layer": "/m/a.h5", "keras2_only": "/m/sm", "stuck": "/m/b.h5"}
+    ready.migrations = {"keras2_only": [
+        {"route": "resave", "steps": ["loaded /m/sm"], "notes": [], "outcome": "load-error", "remedy": None,
+         "lost": [], "max_abs_diff": None, "message": "File format not supported", "kept": None},
+        {"route": "weights", "steps": ["weights saved in A loaded into build()", "saved as /x/model.keras"],
+         "notes": ["the optimizer state A had is not carried over"], "outcome": "pass", "remedy": None,
+         "lost": [], "max_abs_diff": 0.0, "message": None, "kept": "/r/migrated/keras2_only/model.keras"}]}
+    f.verdict = "migrated"
+    md = readiness_report.markdown(ready)
+    assert "route `resave`: load-error" in md and "File format not supported" in md
+    assert "**kept**: `/r/migrated/keras2_only/model.keras`" in md
+    assert "keras2_only: ready after migration; serve with export; migrated (weights route): " \
+           "/r/migrated/keras2_only/model.keras" in readiness_report.lines(ready)
+    assert "| artifact | verdict |" in md and "- `keras2_only`: `/m/sm`" in md
+    assert ready.exit_code == 0  # every artifact can move now: one ready with changes, one via C, one migrated

@@ -149,13 +149,34 @@ def scanned(tmp_path_factory):
     (models / "half_sm" / "variables" / "variables.index").write_bytes(b"")
     (models / "README.txt").write_text("not a model")
     before.update({p: os.path.getmtime(p) for p in _files(models) if p not in before})
-    proc = tfcompat(base, "scan", str(models), "--from", A, "--to", B, "--code", str(base / "code" / "mycode.py"))
+    proc = tfcompat(base, "scan", str(models), "--from", A, "--to", B, "--code", str(base / "code" / "mycode.py"),
+                    "--migrate")
     md = (base / "reports" / ("scan-%s-to-%s.md" % (A, B))).read_text()
     after = {p: os.path.getmtime(p) for p in _files(models)}
     scans = sorted(os.listdir(base / "state" / "scans"))
     with open(base / "state" / "scans" / scans[-1] / "results.jsonl") as fh:
         records = [json.loads(line) for line in fh]
-    return {"proc": proc, "md": md, "before": before, "after": after, "records": records, "base": base}
+    # A's own predictions of the original, for checking the migrated copy independently of the harness
+    x = base / "x.npy"
+    ref = subprocess.run([env_python, "-c", PREDICT, str(base / "code"), str(models / "custom.h5"), str(x)],
+                         capture_output=True, text=True)
+    assert ref.returncode == 0, ref.stderr
+    return {"proc": proc, "md": md, "before": before, "after": after, "records": records, "base": base,
+            "env_python": env_python, "x": x}
+
+
+PREDICT = '''
+import sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+import mycode, keras_compat
+'''.replace("import mycode, keras_compat", """import mycode
+from mycode import keras
+x = np.random.RandomState(7).normal(size=(5, 4)).astype("float32")
+model = keras.models.load_model(sys.argv[2], custom_objects={"ScaleShift": mycode.ScaleShift}, compile=False)
+np.save(sys.argv[3], x)
+np.save(sys.argv[3] + ".want.npy", model.predict(x, verbose=0))
+""")
 
 
 def _files(root):
@@ -180,12 +201,16 @@ def test_scan_reports_each_artifact_and_exits_1_as_some_cannot_move(scanned):
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
     # a Keras 2 SavedModel is not a file Keras 3's load_model reads: TFSMLayer serves it
-    assert "ready for serving only" in line(scanned, "k2_savedmodel")
-    assert "File format not supported" in rec(scanned, "k2_savedmodel")["attempts"][0]["message"]
+    sm = rec(scanned, "k2_savedmodel")
+    assert "serve with savedmodel" in line(scanned, "k2_savedmodel") and sm["remedy"] == "tfsm_layer"
+    assert "File format not supported" in sm["attempts"][0]["message"]
+    # ... and --migrate made it a Keras 3 file from the weights A read and the user's build()
+    assert "ready after migration" in line(scanned, "k2_savedmodel") and "(weights route)" in line(
+        scanned, "k2_savedmodel")
     # the custom-layer .h5 loads in Keras 3 with the custom class, giving up its compile state
     h5 = rec(scanned, "custom_h5")
-    assert "loads, losing state" in line(scanned, "custom.h5")
-    assert h5["remedy"].startswith("custom_objects") and "optimizer_state" in h5["lost"]
+    assert "move with h5 (custom_objects+compile_false)" in line(scanned, "custom.h5")
+    assert h5["outcome"] == "degraded" and h5["remedy"].startswith("custom_objects") and "optimizer_state" in h5["lost"]
     # weights plus the model's code cross, and predict what they predicted in A
     assert "ready with changes; move with weights" in line(scanned, "w.weights.h5")
     assert rec(scanned, "w_weights_h5")["outcome"] == "pass"
@@ -213,3 +238,36 @@ def test_the_artifacts_are_only_read_and_the_report_names_what_was_not_tried(sca
     r = rec(scanned, "custom_h5")
     assert r["network"] in ("none (loopback only)", None)
     assert r["attempts"][0]["remedy"] is None and r["attempts"][0]["fixtures_absent"] is True
+
+
+@pytest.mark.e2e
+def test_migrate_makes_a_keras3_file_that_loads_there_and_predicts_the_same(scanned):
+    base = scanned["base"]
+    kept = base / "reports" / "migrated" / ("%s-to-%s" % (A, B)) / "m_models_custom_h5"
+    assert "ready after migration" in line(scanned, "custom.h5")
+    proof = json.loads((kept / "proof.json").read_text())
+    assert proof["original"] == str(base / "models" / "custom.h5") and proof["to"] == B
+    assert proof["check_in_target"]["outcome"] in ("pass", "pass-with-remedy"), proof
+    assert proof["steps"] and "Verified migration" in scanned["md"]
+    # independently of the harness: the kept file in Keras 3 predicts what the original did in A
+    b_python = os.path.join(ROOT, ".tox", B, "bin", "python")
+    check = subprocess.run([b_python, "-c", CHECK_KEPT, str(base / "code"), str(kept / "model.keras"),
+                            str(scanned["x"])], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    assert check.stdout.split()[-2:] == ["keras", "3"] or check.stdout.startswith("max_abs"), check.stdout
+    assert float(check.stdout.split()[1]) < 1e-5, check.stdout
+    # every route tried is in the report, with its verdict in B
+    assert "route `resave`" in scanned["md"] and "route `weights`" in scanned["md"]
+
+
+CHECK_KEPT = '''
+import sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+import mycode
+from mycode import keras
+model = keras.models.load_model(sys.argv[2], custom_objects={"ScaleShift": mycode.ScaleShift})
+x = np.load(sys.argv[3])
+want = np.load(sys.argv[3] + ".want.npy")
+print("max_abs", float(np.abs(model.predict(x, verbose=0) - want).max()), "keras", keras.__version__[0])
+'''

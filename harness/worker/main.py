@@ -62,11 +62,15 @@ def main(argv):
            "versions": ctx.versions(), "phase": job["phase"], "mode": job.get("mode"),
            "net_interfaces": _interfaces()})
     if job["phase"] == "save":
+        from worker.migrate import migrate_item
         from worker.reference import reference_item
         from worker.save import save_item
 
         def run(c, item):
-            # a scanned user artifact is "saved" by reading it once in the env it comes from
+            # a scanned user artifact is "saved" by reading it once in the env it comes from, and a
+            # migrated one by converting it in the env it moves to
+            if item.get("scan_migrate"):
+                return migrate_item(c, item)
             return reference_item(c, item) if item.get("scan") else save_item(c, item)
     else:
         from worker.check import check_item

@@ -42,6 +42,10 @@ def reference_item(ctx, item):
             outputs = np.asarray(predict(model, x) if model is not None else obj(x))
             resumed, state = outputs, None
             promises = _promises(fmt, model, code)
+            if item.get("migrate") and model is not None:
+                # what the weights route of --migrate starts from, taken before the training step below
+                meta["migrate_weights"] = os.path.join(out_dir, "a.weights.h5")
+                model.save_weights(meta["migrate_weights"])
             if model is not None and "optimizer_state" in promises:
                 state = optimizer_state(ctx, model)
                 try:
