@@ -74,8 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument("--profile", default=argparse.SUPPRESS, help="as the global --profile")
     sc.add_argument("--from", dest="a", required=True, metavar="A", help="the env the models come from (an env id)")
     sc.add_argument("--to", dest="b", required=True, metavar="B[,C...]", help="the envs to check them in")
-    sc.add_argument("--code", help="a module with the models' custom classes (CUSTOM_OBJECTS, or every class "
-                                   "it defines) and build() for weights-only files")
+    sc.add_argument("--code", "--custom-objects", dest="code",
+                    help="a module with the models' custom classes (CUSTOM_OBJECTS, or every class it defines) "
+                         "and build() for weights-only files and the weights route of --migrate")
     sc.add_argument("--inputs", help="an .npz of inputs (key x, else its first array); default: made from the "
                                      "model's input signature with a fixed seed")
     sc.add_argument("--allow-unsafe", action="store_true",

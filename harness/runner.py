@@ -449,14 +449,16 @@ class Runner:
             consumer, len(plain) + len(code), len(plain), len(again), out.processes, out2.processes,
             "; %d cell(s) from the cache" % cached if cached else ""))
 
-    def _worker(self, env: str, phase: str, mode: str | None, items: list[dict], timeout: float):
+    def _worker(self, env: str, phase: str, mode: str | None, items: list[dict], timeout: float,
+                offline: bool | None = None):
         backend = self.backends[env]
         scratch = self.store.path("scratch", env)
         os.makedirs(scratch, exist_ok=True)
         req = process.WorkerRequest(
             env_id=env, launcher=backend.launcher(), phase="save" if phase == "save" else "check",
             mode=mode, items=tuple(items), journal=self.store.journal(env, phase), timeout=timeout,
-            env=backend.env_vars(), cwd=scratch, offline=phase != "save", mounts=self.mounts(),
+            env=backend.env_vars(), cwd=scratch, offline=phase != "save" if offline is None else offline,
+            mounts=self.mounts(),
             on_done=self.progress.task(env, phase, len(items), self._per_item(env, phase)) if items else None)
         return process.run(req) if items else process.WorkerOutcome()
 

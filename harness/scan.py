@@ -128,7 +128,7 @@ def scan(matrix: Matrix, a: str, targets: list[str], paths: list[str], state_dir
               "migrate": bool(migrate)}
              for f in found]
     runner._ensure(a)
-    runner._worker(a, "save", None, items, timeout=runner.timeout)
+    runner._worker(a, "save", None, items, timeout=runner.timeout, offline=True)  # a user's file, read offline
     todo = runner._plan_checks(list(envs))
     for consumer_items in todo.values():
         for item in consumer_items:
@@ -207,7 +207,7 @@ def _migrate(runner, scan_matrix: Matrix, r: readiness.Readiness, a: str, b: str
                           "out_dir": runner.store.artifact_dir(b, name, "keras"), "code_path": code_path or None})
     if not items:
         return
-    runner._worker(b, "save", None, items, timeout=runner.timeout)
+    runner._worker(b, "save", None, items, timeout=runner.timeout, offline=True)
     metas = runner.store.read(b, "save").done
     specs = [FixtureSpec(name=n, path=code_path) for n in routes]
     checks = []
