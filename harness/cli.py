@@ -220,15 +220,17 @@ def _stage(args, matrix, state_dir: str) -> int:
     run_id = args.run_id or "plan-" + rn.plan_id(matrix, sel)
     run_dir = os.path.join(state_dir, "runs", run_id)
     probe = rn.Runner(matrix, sel, run_dir, backend=args.backend, log=lambda line: None)
-    group = stage_group(probe, args.stage, args.shard, _split(args.envs))
+    group, producers = stage_group(probe, args.stage, args.shard, _split(args.envs))
     if not group:
         print("tfcompat: %s shard %s: nothing to run" % (args.stage, args.shard))
         return 0
     rn.preflight(matrix, dataclasses.replace(sel, envs=tuple(group)), args.backend)
     os.makedirs(run_dir, exist_ok=True)
     runner = rn.Runner(matrix, sel, run_dir, backend=args.backend, jobs=args.jobs, timeout=args.timeout,
-                       refresh=_refresh(args, sel), stage=args.stage, group=group, shard=args.shard)
-    print("tfcompat: run %s, %s shard %s: %s" % (run_id, args.stage, args.shard, ", ".join(group)))
+                       refresh=_refresh(args, sel), stage=args.stage, group=group, shard=args.shard,
+                       producers=producers)
+    print("tfcompat: run %s, %s shard %s: %s" % (run_id, args.stage, args.shard, ", ".join(
+        g + (" (against %s)" % ", ".join(producers[g]) if g in producers else "") for g in group)))
     meta = runner.run()
     errors = {e: m for e, m in {**runner.state.env_errors, **runner.state.check_errors}.items()}
     print("tfcompat: %s shard %s done in %.0fs%s; output: %s" % (

@@ -97,6 +97,22 @@ def read_journal(path: str) -> Journal:
     return j
 
 
+def merge_journals(journals: list[Journal]) -> Journal:
+    """Several journals of one env and phase (a consumer checked in parts) as one."""
+    if len(journals) == 1:
+        return journals[0]
+    out = Journal()
+    for j in journals:
+        out.done.update(j.done)
+        out.failed.update(j.failed)
+        out.attempts.update(j.attempts)
+        out.rung.update(j.rung)
+        out.retried.update(j.retried)
+        out.ready = j.ready or out.ready
+        out.readies += j.readies
+    return out
+
+
 def run(request: WorkerRequest) -> WorkerOutcome:
     """Run every item of the request to a result or a recorded failure (resuming from the journal)."""
     out = WorkerOutcome()

@@ -111,7 +111,8 @@ class Runner:
 
     def __init__(self, matrix: Matrix, selection: Selection, run_dir: str, *, backend: str | None = None,
                  jobs: int = 2, timeout: float | None = None, log=None, refresh: tuple[str, ...] = (),
-                 stage: str | None = None, group: tuple[str, ...] | None = None, shard: str = "all") -> None:
+                 stage: str | None = None, group: tuple[str, ...] | None = None, shard: str = "all",
+                 producers: dict | None = None) -> None:
         self.matrix = matrix
         self.sel = selection
         self.run_dir = run_dir
@@ -148,11 +149,15 @@ class Runner:
         self.stage = stage
         self.group = tuple(group) if group is not None else tuple(selection.envs)
         self.shard = "all" if stage is None else "%s-%s" % (stage, shard)
+        # A check shard may take only some producers' artifacts of a consumer (a consumer too long
+        # for one machine is split): it then journals in a part of its own.
+        self.producers_of = {c: set(p) for c, p in (producers or {}).items()}
+        self.part = self.shard.replace("/", "of") if self.producers_of else ""
 
     def mounts(self) -> tuple[Mount, ...]:
         """Paths a contained worker needs, each at its own path: the run dir (artifacts, journals,
         Hub modules; written), the worker and the fixtures' folders (read only)."""
-        fixture_dirs = sorted({os.path.dirname(self.matrix.fixture(fx).path) for fx in self.sel.fixtures})
+        fixture_dirs = sorted({os.path.dirname(self.matrix.fixture(fx).path) for fx in self.sel.fixtures} - {""})
         worker = os.path.dirname(process.WORKER_MAIN)
         run_dir = os.path.abspath(self.run_dir)
         runs = os.path.dirname(run_dir)  # reused artifacts live in the runs that saved them
@@ -294,7 +299,7 @@ class Runner:
             if self.stage != "check":
                 self.store.set_env_error(env, None)
             if self.stage != "save":
-                self.store.set_env_error(env, None, "check")
+                self.store.set_env_error(env, None, "check", self.part)
         for cls in {type(self.backends[e]) for e in self.group}:
             cls.cleanup(self.run_id)  # what an earlier, killed segment of this run left running
         self.fps = {env: self.fingerprint(env) for env in self.sel.envs}
@@ -358,7 +363,7 @@ class Runner:
                 for env, err in zip(envs, pool.map(self._guard(fn), envs)):
                     if err:
                         errors[env] = err
-                        self.store.set_env_error(env, err, phase)
+                        self.store.set_env_error(env, err, phase, self.part if phase == "check" else "")
                         self.log("%-18s env-error: %s" % (env, err))
             except (KeyboardInterrupt, process.Interrupted):
                 # Stop every watcher (each kills its worker) before the pool waits for them.
@@ -412,9 +417,12 @@ class Runner:
         todo: dict[str, list[dict]] = {}
         for consumer in consumers:
             items = todo.setdefault(consumer, [])
+            only = self.producers_of.get(consumer)
             for (producer, fx, fmt), meta in metas.items():
                 if meta.get("status") != "saved" or self.matrix.exclusion_for(producer, consumer, fx, fmt):
                     continue
+                if only is not None and producer not in only:
+                    continue  # another part of this consumer checks it
                 key = check_key(producer, consumer, fx, fmt)
                 cached = self.cached_cell(producer, consumer, fx, fmt)
                 if cached is not None:
@@ -456,7 +464,8 @@ class Runner:
         os.makedirs(scratch, exist_ok=True)
         req = process.WorkerRequest(
             env_id=env, launcher=backend.launcher(), phase="save" if phase == "save" else "check",
-            mode=mode, items=tuple(items), journal=self.store.journal(env, phase), timeout=timeout,
+            mode=mode, items=tuple(items), journal=self.store.journal(env, phase, "" if phase == "save" else self.part),
+            timeout=timeout,
             env=backend.env_vars(), cwd=scratch, offline=phase != "save" if offline is None else offline,
             mounts=self.mounts(),
             on_done=self.progress.task(env, phase, len(items), self._per_item(env, phase)) if items else None)

@@ -45,8 +45,10 @@ def shard_plan(runner, n: int, run_id: str | None = None, jobs: int = 2, cache: 
                for e in todo}
         timed = all(x is not None for x in est.values())
         cost = {e: (x.seconds if timed and x is not None else float(cache[e][index][1])) for e, x in est.items()}
+        if stage == "check" and n > 1 and cost:
+            todo, cost = _split_consumers(runner, todo, cost, n, jobs, costs, timed)
         groups = shard_groups(todo, n, cost)
-        out[stage] = {"include": [{"shard": "%d/%d" % (i + 1, len(groups)), "envs": ",".join(g)}
+        out[stage] = {"include": [{"shard": "%d/%d" % (i + 1, len(groups)), "envs": ",".join(_job(g))}
                                   for i, g in enumerate(groups)]}
         loads = [sum(cost[e] for e in g) for g in groups] or [0.0]
         # a job's envs share its slots; none finishes before its own costliest env
@@ -66,6 +68,73 @@ def shard_plan(runner, n: int, run_id: str | None = None, jobs: int = 2, cache: 
     return out
 
 
+def _split_consumers(runner, todo: list[str], cost: dict, n: int, jobs: int, costs: Costs,
+                     timed: bool) -> tuple[list[str], dict]:
+    """Units of check work: whole consumers, and consumers too long for one slot of the ideal plan
+    split by producers (`X@p1+p2`: consumer X against those producers' artifacts only), each part
+    with about the same count of checks. A part pays the consumer's build again."""
+    target = sum(cost.values()) / (n * jobs)
+    units: list[str] = []
+    out: dict = {}
+    for e in todo:
+        counts = {p: sum(1 for fx in runner.sel.fixtures for fmt in runner.sel.formats
+                         if not runner._answered(p, e, fx, fmt)) for p in runner.sel.envs}
+        producers = [p for p in runner.sel.envs if counts[p]]
+        k = min(len(producers), int(-(-cost[e] // target))) if target > 0 else 1
+        if k <= 1:
+            units.append(e)
+            out[e] = cost[e]
+            continue
+        total = sum(counts[p] for p in producers)
+        while True:  # more parts while the largest is still over the target (producers come whole)
+            chunks, loads = _chunks(producers, counts, k)
+            if k >= len(producers) or max(loads) * cost[e] / total <= target:
+                break
+            k += 1
+        for chunk, items in zip(chunks, loads):
+            unit = "%s@%s" % (e, "+".join(sorted(chunk, key=producers.index)))
+            x = costs.estimate(e, "check", items, runner.matrix.env(e).keras, build=True) if timed else None
+            units.append(unit)
+            out[unit] = x.seconds if x is not None else float(items)
+    return units, out
+
+
+def _chunks(producers: list[str], counts: dict, k: int) -> tuple[list[list[str]], list[int]]:
+    chunks: list[list[str]] = [[] for _ in range(k)]
+    loads = [0] * k
+    for p in sorted(producers, key=lambda p: (-counts[p], producers.index(p))):
+        i = loads.index(min(loads))
+        chunks[i].append(p)
+        loads[i] += counts[p]
+    return chunks, loads
+
+
+def _job(group: list[str]) -> list[str]:
+    """A job's `--envs`: its units, parts of one consumer in one job joined again."""
+    merged: dict[str, set | None] = {}
+    for unit in group:
+        consumer, _, producers = unit.partition("@")
+        if consumer in merged and merged[consumer] is None or not producers:
+            merged[consumer] = None
+        else:
+            merged[consumer] = (merged.get(consumer) or set()) | set(producers.split("+"))
+    return [c if p is None else "%s@%s" % (c, "+".join(sorted(p))) for c, p in merged.items()]
+
+
+def parse_units(units: list[str], known: tuple[str, ...]) -> tuple[tuple[str, ...], dict]:
+    """`--envs` entries -> (env ids, {consumer: producers} for the split ones)."""
+    envs, producers = [], {}
+    for unit in units:
+        env, _, only = unit.partition("@")
+        envs.append(env)
+        if only:
+            producers[env] = tuple(only.split("+"))
+        for name in [env] + list(producers.get(env, ())):
+            if name not in known:
+                raise ConfigError(["--envs: unknown environment %r; choose from: %s" % (name, ", ".join(known))])
+    return tuple(envs), producers
+
+
 def parse_shard(text: str) -> tuple[int, int]:
     try:
         i, n = (int(x) for x in text.split("/"))
@@ -76,17 +145,14 @@ def parse_shard(text: str) -> tuple[int, int]:
     return i, n
 
 
-def stage_group(runner, stage: str, shard: str, envs: list[str] | None) -> tuple[str, ...]:
-    """The envs this shard runs: `--envs` as the plan named them, else the plan's grouping again."""
-    if envs:
-        unknown = [e for e in envs if e not in runner.sel.envs]
-        if unknown:
-            raise ConfigError(["--envs: unknown environment %r; choose from: %s" % (unknown[0],
-                                                                                   ", ".join(runner.sel.envs))])
-        return tuple(envs)
-    i, n = parse_shard(shard)
-    jobs = shard_plan(runner, n, run_id="-")[stage]["include"]
-    return tuple(jobs[i - 1]["envs"].split(",")) if i <= len(jobs) else ()
+def stage_group(runner, stage: str, shard: str, envs: list[str] | None) -> tuple[tuple[str, ...], dict]:
+    """The envs this shard runs, and {consumer: producers} for consumers it checks only in part:
+    `--envs` as the plan named them, else the plan's grouping again."""
+    if not envs:
+        i, n = parse_shard(shard)
+        jobs = shard_plan(runner, n, run_id="-")[stage]["include"]
+        envs = jobs[i - 1]["envs"].split(",") if i <= len(jobs) else []
+    return parse_units(list(envs), runner.sel.envs)
 
 
 def merge(dirs: list[str], state_dir: str, fresh_meta: dict) -> tuple[str, dict]:

@@ -4,6 +4,7 @@ that name what is in it. The runner writes it; records.assemble reads it and not
 from __future__ import annotations
 
 import datetime
+import glob
 import json
 import os
 from dataclasses import dataclass
@@ -47,11 +48,16 @@ class RunStore:
     def module_dir(self, env: str, fixture: str) -> str:
         return self.path("artifacts", env, fixture, "_module")
 
-    def journal(self, env: str, phase: str) -> str:
-        return self.path("journals", "%s.%s.jsonl" % (env, phase))
+    def journal(self, env: str, phase: str, part: str = "") -> str:
+        """The journal of `env`'s `phase`; a check shard that runs part of a consumer's producers
+        writes its own `part` (the shard), so parts copied into one run dir never collide."""
+        return self.path("journals", "%s.%s%s.jsonl" % (env, phase, "+" + part if part else ""))
 
     def read(self, env: str, phase: str) -> process.Journal:
-        return process.read_journal(self.journal(env, phase))
+        """Everything `env`'s `phase` journals hold: its own journal and every part's."""
+        parts = glob.glob(os.path.join(glob.escape(self.path("journals")), glob.escape("%s.%s+" % (env, phase))
+                                       + "*.jsonl"))
+        return process.merge_journals([process.read_journal(p) for p in [self.journal(env, phase)] + sorted(parts)])
 
     # -- run.json ----------------------------------------------------------------------------
     def _shard_file(self, folder: str, shard: str) -> str:
@@ -96,9 +102,9 @@ class RunStore:
     # -- env errors: one file per env and phase, so shards on other machines merge by copying --
     # env: envs that could not be built or save (no artifacts, no checks);
     # check: envs whose check phase failed as a whole (their artifacts still count).
-    def set_env_error(self, env: str, message: str | None, phase: str = "env") -> None:
-        """Record (or, with None, clear) why `env` failed in `phase` this segment."""
-        path = self.path("errors", "%s.%s.txt" % (phase, env))
+    def set_env_error(self, env: str, message: str | None, phase: str = "env", part: str = "") -> None:
+        """Record (or, with None, clear) why `env` failed in `phase` this segment (in this `part`)."""
+        path = self.path("errors", "%s.%s%s.txt" % (phase, env, "+" + part if part else ""))
         if message is None:
             if os.path.exists(path):
                 os.remove(path)
@@ -116,7 +122,7 @@ class RunStore:
             for name in sorted(os.listdir(folder)):
                 if name.startswith(phase + ".") and name.endswith(".txt"):
                     with open(os.path.join(folder, name)) as fh:
-                        out[name[len(phase) + 1:-4]] = fh.read()
+                        out[name[len(phase) + 1:-4].split("+")[0]] = fh.read()
         return out
 
     # -- results reused from the cache (written before the checks, one file per shard) --------

@@ -4,7 +4,7 @@ import pytest
 
 from harness.errors import ConfigError
 from harness.runner import shard_groups
-from harness.shards import parse_shard
+from harness.shards import _job, parse_shard, parse_units
 
 
 def test_groups_are_balanced_by_cost_and_deterministic():
@@ -30,3 +30,11 @@ def test_a_bad_shard_is_one_line(text):
     with pytest.raises(ConfigError, match="--shard: .* is not I/N"):
         parse_shard(text)
     assert parse_shard("2/4") == (2, 4)
+
+
+def test_split_consumers_are_named_by_their_producers_and_parts_in_one_job_are_joined():
+    assert _job(["a@p1+p2", "b", "a@p3"]) == ["a@p1+p2+p3", "b"]
+    assert _job(["a@p1", "a"]) == ["a"]  # the whole consumer covers its part
+    assert parse_units(["a@p1+p2", "b"], ("a", "b", "p1", "p2")) == (("a", "b"), {"a": ("p1", "p2")})
+    with pytest.raises(ConfigError, match="--envs: unknown environment 'p9'"):
+        parse_units(["a@p1+p9"], ("a", "p1"))

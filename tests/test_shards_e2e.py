@@ -2,7 +2,8 @@
 one workspace path (as CI workspaces are), artifacts uploaded and downloaded by copying: two nights
 of a tiny real-TF matrix, compared with a single-machine run of the same matrix.
 
-Night 1 computes everything in 2 save and 2 check shards; night 2, with nothing changed, plans no
+Night 1 computes everything in 2 save and 2 check shards (each consumer split in two parts by
+producer); night 2, with nothing changed, plans no
 job and its merge comes from the cache; a shard of another plan is refused.
 """
 
@@ -161,6 +162,10 @@ def test_night_one_runs_in_shards_and_gives_the_single_machine_grid(nights):
     first = nights["first"]
     assert first["merge"].returncode == 0, first["merge"].stdout + first["merge"].stderr
     assert int(first["plan"]["save_jobs"]) == 2 and int(first["plan"]["check_jobs"]) == 2
+    # each consumer is longer than a machine's share: each check shard checks both consumers against
+    # one producer's artifacts (consumers split in parts, journaled apart, merged into one column)
+    checks = sorted(j["envs"] for j in json.loads(first["plan"]["check"])["include"])
+    assert checks == ["tf2.15@tf2.15,tf2.16-keras3@tf2.15", "tf2.15@tf2.16-keras3,tf2.16-keras3@tf2.16-keras3"]
     assert grid(first["records"]) == grid(nights["single"])
     assert sorted(first["meta"]["shards"]) == ["check-1of2", "check-2of2", "save-1of2", "save-2of2"]
     assert not any(r["cached"] for r in first["records"])
