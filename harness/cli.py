@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import signal
 import sys
@@ -19,15 +20,42 @@ def _split(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
+def _count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not a whole number; give 1 or more" % text) from None
+    if n < 1:
+        raise argparse.ArgumentTypeError("%s: give 1 or more" % text)
+    return n
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not a number of seconds, e.g. 300" % text) from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError("%s: give a number of seconds above 0, e.g. 300" % text)
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """A bad argument is one line (and exit 2), not a usage screen."""
+
+    def error(self, message: str):
+        self.exit(2, "tfcompat: error: %s (see `%s --help`)\n" % (message, self.prog))
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tfcompat", description="TensorFlow/Keras serialization compatibility matrix")
+    p = _Parser(prog="tfcompat", description="TensorFlow/Keras serialization compatibility matrix")
     p.add_argument("--matrix", default=os.environ.get("TFCOMPAT_MATRIX", "matrix.yaml"),
                    help="the matrix file (default: ./matrix.yaml)")
     p.add_argument("--profile", default=os.environ.get("TFCOMPAT_PROFILE"),
                    help="a profile: profiles/NAME.yaml beside the matrix (e.g. history, keras3, full)")
     p.add_argument("--state-dir", default=None, help="run state (default: .tfcompat next to the matrix)")
     p.add_argument("--reports", default=None, help="report dir (default: reports/ next to the matrix)")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def selection(sp):
         # Also accepted after the subcommand, as `tox -e matrix -- --profile history` passes it.
@@ -38,10 +66,10 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the matrix and write reports/")
     selection(run)
-    run.add_argument("--jobs", "-j", type=int, default=2, help="environments worked on at once (default 2)")
+    run.add_argument("--jobs", "-j", type=_count, default=2, help="environments worked on at once (default 2)")
     run.add_argument("--backend", default=None, choices=("tox", "docker"),
                      help="backend for the envs whose matrix entry names none (default: tox)")
-    run.add_argument("--timeout", type=float, default=None, help="seconds per check (default: matrix check_timeout)")
+    run.add_argument("--timeout", type=_seconds, default=None, help="seconds per check (default: matrix check_timeout)")
     run.add_argument("--stage", choices=("save", "check"),
                      help="run one stage of a sharded run (CI machines): save (producers) or check (consumers)")
     run.add_argument("--shard", default="1/1", metavar="I/N", help="with --stage: which shard (default 1/1)")
@@ -84,13 +112,13 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument("--migrate", action="store_true",
                     help="convert what does not load cleanly to the target's own .keras, check the copy there, "
                          "and keep the ones that pass under reports/migrated/ with their proof")
-    sc.add_argument("--jobs", "-j", type=int, default=2, help="environments worked on at once (default 2)")
+    sc.add_argument("--jobs", "-j", type=_count, default=2, help="environments worked on at once (default 2)")
     plan = sub.add_parser("plan", help="what would run")
     selection(plan)
     plan.add_argument("--json", action="store_true", help="machine-readable output")
-    plan.add_argument("--shards", type=int, default=0, metavar="N",
+    plan.add_argument("--shards", type=_count, default=None, metavar="N",
                       help="also the CI job matrices for N machines: save and check shards")
-    plan.add_argument("--jobs", "-j", type=int, default=2,
+    plan.add_argument("--jobs", "-j", type=_count, default=2,
                       help="envs each machine works on at once, as `run --jobs` (for the expected times)")
     plan.add_argument("--github-output", action="store_true",
                       help="with --shards: only KEY=VALUE lines for $GITHUB_OUTPUT (run_id, save, check, "
@@ -112,6 +140,17 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+_LOCKS: list = []
+
+
+def _lock(state_dir: str, command: str) -> None:
+    """One writer per state dir (`run`, `merge`, `scan`), held until this process ends; taken
+    after the preflight, so a refused run leaves no state dir behind."""
+    from . import store
+
+    _LOCKS.append(store.hold_lock(state_dir, command))
+
+
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
@@ -126,6 +165,8 @@ def _dispatch(args) -> int:
     matrix = load_matrix(args.matrix)
     state_dir = args.state_dir or os.path.join(root, ".tfcompat")
     reports = args.reports or os.path.join(root, "reports")
+    for flag, path in (("--state-dir", state_dir), ("--reports", reports)):
+        store.check_folder(path, flag)
     if args.command == "plan":
         sel = rn.select(matrix, _split(args.only), _split(args.fixtures), _split(args.formats))
         from .shards import shard_plan
@@ -154,9 +195,8 @@ def _dispatch(args) -> int:
 
         return envs(matrix, root, state_dir, args.prune)
     if args.command == "report":
-        run_dir = store.latest_run_dir(state_dir) if args.run == "latest" else os.path.join(state_dir, "runs", args.run)
-        with open(os.path.join(run_dir, "run.json")) as fh:
-            meta = json.load(fh)
+        run_dir = store.run_dir_named(state_dir, args.run, "report --run")
+        meta = store.read_run_meta(run_dir, need=())
         if not os.path.exists(os.path.join(run_dir, "results.jsonl")):
             raise TfcompatError("%s has no results yet; finish it with `tfcompat run --resume %s`"
                                 % (run_dir, os.path.basename(run_dir)))
@@ -168,10 +208,8 @@ def _dispatch(args) -> int:
         return _stage(args, matrix, state_dir)
     stored_meta: dict = {}
     if args.resume:
-        run_dir = (store.latest_run_dir(state_dir) if args.resume == "latest"
-                   else os.path.join(state_dir, "runs", args.resume))
-        with open(os.path.join(run_dir, "run.json")) as fh:
-            stored_meta = json.load(fh)
+        run_dir = store.run_dir_named(state_dir, args.resume, "--resume")
+        stored_meta = store.read_run_meta(run_dir)
         if stored_meta.get("worker_version") != rn.WORKER_VERSION:
             # One run, one worker: mixing verdicts of two workers in one grid would mislead.
             raise TfcompatError("%s was made by worker %s and this is %s: start a new run (without --resume)"
@@ -179,10 +217,12 @@ def _dispatch(args) -> int:
         stored = stored_meta["selection"]
         sel = store.Selection(tuple(stored["envs"]), tuple(stored["fixtures"]), tuple(stored["formats"]))
         rn.preflight(matrix, sel, args.backend or stored_meta.get("backend"))
+        _lock(state_dir, "run --resume")
         print("tfcompat: resuming %s" % os.path.basename(run_dir))
     else:
         sel = rn.select(matrix, _split(args.only), _split(args.fixtures), _split(args.formats))
         rn.preflight(matrix, sel, args.backend)
+        _lock(state_dir, "run")
         _, run_dir = store.new_run_dir(state_dir)
     backend = args.backend or stored_meta.get("backend")
     refresh = _refresh(args, sel)
@@ -225,6 +265,7 @@ def _stage(args, matrix, state_dir: str) -> int:
         print("tfcompat: %s shard %s: nothing to run" % (args.stage, args.shard))
         return 0
     rn.preflight(matrix, dataclasses.replace(sel, envs=tuple(group)), args.backend)
+    _lock(state_dir, "run --stage %s --shard %s" % (args.stage, args.shard))
     os.makedirs(run_dir, exist_ok=True)
     runner = rn.Runner(matrix, sel, run_dir, backend=args.backend, jobs=args.jobs, timeout=args.timeout,
                        refresh=_refresh(args, sel), stage=args.stage, group=group, shard=args.shard,
@@ -242,7 +283,7 @@ def _stage(args, matrix, state_dir: str) -> int:
 def _readiness(args, matrix, state_dir: str, reports: str) -> int:
     """`readiness --from A --to B`: from a stored run, nothing is run. Exit 0 when every fixture kind
     can move, 1 when one cannot, 2 when the run holds no A->B cell at all."""
-    from . import readiness, readiness_report, results
+    from . import readiness, readiness_report, results, store
     from .errors import ConfigError, MissingResults
     from .records import annotate_expectations
 
@@ -252,8 +293,7 @@ def _readiness(args, matrix, state_dir: str, reports: str) -> int:
             raise ConfigError(["%s: %r is not an env of %s; choose from: %s" % (flag, env, matrix.path,
                                                                                  ", ".join(ids))])
     run_dir = _run_with(state_dir, args.run, (args.a, args.b))
-    with open(os.path.join(run_dir, "run.json")) as fh:
-        meta = json.load(fh)
+    meta = store.read_run_meta(run_dir)
     path = os.path.join(run_dir, "results.jsonl")
     records = list(results.read(path)) if os.path.exists(path) else []
     annotate_expectations(records, matrix)
@@ -285,6 +325,7 @@ def _scan(args, matrix, state_dir: str, reports: str) -> int:
     from .scan import scan
 
     targets = _split(args.b) or []
+    _lock(state_dir, "scan")
     out = scan(matrix, args.a, targets, args.paths, state_dir, code=args.code, inputs=args.inputs,
                allow_unsafe=args.allow_unsafe, jobs=args.jobs, log=lambda line: print("tfcompat: " + line),
                migrate=os.path.join(reports, "migrated") if args.migrate else None)
@@ -342,6 +383,7 @@ def _merge(args, matrix, state_dir: str, reports: str) -> int:
     from . import runner as rn
     from .shards import merge, selection_of
 
+    _lock(state_dir, "merge")
     sel = rn.select(matrix, None, None, None)
     fresh = {"plan_id": rn.plan_id(matrix, sel), "selection": sel.__dict__, "worker_version": rn.WORKER_VERSION,
              "matrix_path": matrix.path, "backend": "tox", "fixtures": list(sel.fixtures),

@@ -11,19 +11,21 @@ from __future__ import annotations
 
 import datetime
 import difflib
+import functools
 import json
+import math
 import os
 import re
 from typing import Any
 
 import jsonschema
-import yaml
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from harness.errors import ConfigError
 from harness.index import latest_patch_per_minor, releases
+from harness.matrix_load import parse_yaml, read_text
 from harness.recipes import pins_for, python_for
 from harness.results import OUTCOMES
 from harness.worker.formats import FORMATS
@@ -50,7 +52,6 @@ _TOP_ORDER = [
 ]
 _PACKAGE_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 
 
 def read_matrix(path: str, check_fixture_files: bool = True) -> dict:
@@ -59,12 +60,8 @@ def read_matrix(path: str, check_fixture_files: bool = True) -> dict:
     Raises ConfigError with one line per problem. `check_fixture_files=False`
     skips only the check that each fixture's .py file exists.
     """
-    display = _display_path(path)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except OSError as exc:
-        raise ConfigError([f"{display}: cannot read: {exc.strerror or exc}"]) from None
+    display = _display_path(path) if path else "--matrix"
+    text = read_text(path, display)
     checker = _Checker(display, os.path.dirname(os.path.abspath(path)), check_fixture_files)
     result = checker.run(text)
     if checker.problems:
@@ -87,51 +84,6 @@ def normalize_specifier(spec: str) -> str | None:
         return str(SpecifierSet(text))
     except InvalidSpecifier:
         return None
-
-
-# ------------------------------------------------------------------ YAML
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that keeps dates as text and notes duplicate keys (PyYAML keeps the last silently)."""
-
-    duplicates: list[str]
-
-
-# `expires: 2027-13-45` would make PyYAML's date constructor raise; the text is checked here instead.
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != _TIMESTAMP_TAG]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    loader.flatten_mapping(node)
-    seen = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        try:
-            if key in seen:
-                line = key_node.start_mark.line + 1
-                loader.duplicates.append(f"line {line}: key {key!r} appears twice in one mapping")
-            seen.add(key)
-        except TypeError:  # an unhashable key; construct_mapping reports it
-            pass
-    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def _jsonable(value: Any) -> Any:
-    """YAML values as JSON types (string keys, dates as ISO text) for the schema."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (datetime.date, datetime.datetime)):
-        return value.isoformat()
-    return value
 
 
 # ------------------------------------------------------------------ helpers
@@ -189,6 +141,24 @@ def _as_list(value: Any) -> list:
     return value if isinstance(value, list) else []
 
 
+def _non_finite(value: Any, at: list):
+    """(key path, value) of every NaN or infinite number: no setting means either."""
+    if isinstance(value, float) and not math.isfinite(value):
+        yield at, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _non_finite(v, at + [k])
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _non_finite(v, at + [i])
+
+
+def expanded_id_pattern() -> str:
+    """The one rule for an env id that names a tox env and a folder (from the schema)."""
+    return _load_schema()["$defs"]["expanded_env_id"]["pattern"]
+
+
+@functools.lru_cache(maxsize=1)
 def _load_schema() -> dict:
     with open(SCHEMA_PATH, encoding="utf-8") as fh:
         return json.load(fh)
@@ -225,24 +195,18 @@ class _Checker:
     # -- parsing and shape
 
     def parse(self, text: str) -> dict | None:
-        loader = _Loader(text)
-        loader.duplicates = []
-        try:
-            data = loader.get_single_data()
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            self.add_line(f"{where}not valid YAML: {problem}")
+        data, problems = parse_yaml(text)
+        for problem in problems:
+            self.add_line(problem)
+        if data is None:
             return None
-        finally:
-            loader.dispose()
-        for duplicate in loader.duplicates:
-            self.add_line(f"{duplicate}; give each key once")
         if not isinstance(data, dict):
             self.add([], "the file must be a mapping with version, environments, fixtures and formats")
             return None
-        return _jsonable(data)
+        bad = list(_non_finite(data, []))
+        for parts, value in bad:
+            self.add(parts, f"{value} is not a finite number; give a number such as 300 or 1e-5")
+        return None if bad else data
 
     def check_shape(self, data: dict) -> None:
         errors = list(jsonschema.Draft202012Validator(_load_schema()).iter_errors(data))
@@ -422,6 +386,15 @@ class _Checker:
         for i, raw in expanded:
             env_id = raw.get("id")
             if isinstance(env_id, str):
+                written = re.fullmatch(_load_schema()["$defs"]["env_id"]["pattern"], env_id)
+                if written and not re.fullmatch(expanded_id_pattern(), env_id):
+                    # the schema checked the id as written (and said so if it is wrong); this is the id
+                    # that names the folders and the tox env
+                    self.add(["environments", i, "id"], f"{env_id!r}: a {{tensorflow}}/{{keras}} placeholder is "
+                             "only for a version range; this version is exact: write the id out")
+                    continue
+                if not written:
+                    continue
                 if env_id in first_index:
                     self.add(["environments", i, "id"],
                              f"{env_id!r} is already used by environments[{first_index[env_id]}]; ids must be unique")

@@ -29,11 +29,23 @@ def is_verdict(outcome: str) -> bool:
 def append(path: str, records: Iterable[dict]) -> None:
     """Append records durably: one line each, flushed and fsynced."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    torn = _ends_torn(path)
     with open(path, "a", encoding="utf-8") as fh:
+        if torn:
+            fh.write("\n")  # a killed writer's half line stays alone (and is skipped), never glued to ours
         for rec in records:
             fh.write(json.dumps(rec, sort_keys=True) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def _ends_torn(path: str) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(-1, os.SEEK_END)
+            return fh.read(1) != b"\n"
+    except OSError:  # missing or empty
+        return False
 
 
 def write_json(path: str, data, **dump: Any) -> None:

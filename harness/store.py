@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 
 from . import process, results
-from .errors import TfcompatError
+from .errors import ConfigError, MissingResults, TfcompatError
 
 PHASES = ("save", "check-plain", "check-remedies")
 
@@ -208,10 +208,72 @@ def new_run_dir(state_dir: str) -> tuple[str, str]:
     return os.path.basename(run_dir), run_dir
 
 
-def latest_run_dir(state_dir: str) -> str:
+def latest_run_dir(state_dir: str, flag: str = "--resume") -> str:
     runs = os.path.join(state_dir, "runs")
     names = sorted(n for n in os.listdir(runs) if os.path.isfile(os.path.join(runs, n, "run.json"))) \
         if os.path.isdir(runs) else []
     if not names:
-        raise TfcompatError("--resume: no earlier run under %s; start one with `tfcompat run`" % runs)
+        raise MissingResults("%s: no earlier run under %s; start one with `tfcompat run`" % (flag, runs))
     return os.path.join(runs, names[-1])
+
+
+def run_dir_named(state_dir: str, name: str, flag: str) -> str:
+    """`state/runs/NAME` (NAME "latest": the newest run), or one line saying why there is none."""
+    if name == "latest":
+        return latest_run_dir(state_dir, flag)
+    runs = os.path.join(state_dir, "runs")
+    path = os.path.join(runs, name)
+    if os.sep in name or name in (".", "..") or not os.path.isfile(os.path.join(path, "run.json")):
+        known = sorted(n for n in os.listdir(runs) if os.path.isfile(os.path.join(runs, n, "run.json"))) \
+            if os.path.isdir(runs) else []
+        raise MissingResults("%s: no run %r under %s%s" % (flag, name, runs, "; the newest: " + ", ".join(
+            known[-3:]) if known else "; start one with `tfcompat run`"))
+    return path
+
+
+def read_run_meta(run_dir: str, need: tuple[str, ...] = ("selection",)) -> dict:
+    """A run's run.json, or one line: a torn or garbled file cannot be resumed or reported."""
+    path = os.path.join(run_dir, "run.json")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            meta = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise TfcompatError("%s: cannot be read (%s); this run cannot be resumed or reported: start a new one" % (
+            path, exc.__class__.__name__ if isinstance(exc, ValueError) else exc.strerror)) from None
+    missing = [k for k in need if not isinstance(meta, dict) or not isinstance(meta.get(k), dict)]
+    if not isinstance(meta, dict) or missing:
+        raise TfcompatError("%s: not a tfcompat run record (no %s); this run cannot be resumed or reported: start "
+                            "a new one" % (path, (missing or ["mapping"])[0]))
+    return meta
+
+
+def check_folder(path: str, flag: str) -> None:
+    """A folder the run may write (made when it is first needed): not a file, and writable."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ConfigError(["%s: %s is a file, not a folder; give a folder (it is made if missing)" % (flag, path)])
+    probe = path
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe) or "."
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(["%s: %s is not writable by this user; give a folder you can write" % (flag, probe)])
+
+
+def hold_lock(state_dir: str, command: str):
+    """An exclusive lock on the state dir for this process's life: a second writer gets one line."""
+    import fcntl
+
+    os.makedirs(state_dir, exist_ok=True)
+    fh = open(os.path.join(state_dir, "lock"), "a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.seek(0)
+        holder = fh.read().strip() or "another process"
+        fh.close()
+        raise TfcompatError("%s is in use by %s; wait for it to finish, or give another --state-dir" % (
+            state_dir, holder)) from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write("tfcompat %s (pid %d)" % (command, os.getpid()))
+    fh.flush()
+    return fh

@@ -12,7 +12,14 @@ import time
 
 
 def _journal(path):
+    torn = False
+    if os.path.exists(path) and os.path.getsize(path):
+        with open(path, "rb") as old:
+            old.seek(-1, os.SEEK_END)
+            torn = old.read(1) != b"\n"
     fh = open(path, "a")
+    if torn:
+        fh.write("\n")  # a killed writer's half line stays alone (the reader skips it)
 
     def write(event):
         fh.write(json.dumps(event, sort_keys=True, default=str) + "\n")
