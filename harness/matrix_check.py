@@ -9,6 +9,7 @@ only where the shape is right, so one mistake gives one line.
 
 from __future__ import annotations
 
+import ast
 import datetime
 import difflib
 import functools
@@ -316,6 +317,11 @@ class _Checker:
                 self.add(where, "not a package name; use a PyPI project name such as numpy or tensorflow-hub")
                 continue
             canonical = canonicalize_name(name)
+            earlier = list(_as_dict(pins))[:list(_as_dict(pins)).index(name)]
+            twin = next((other for other in earlier if canonicalize_name(other) == canonical), None)
+            if twin is not None:
+                self.add(where, f"names the same package as {twin!r} (PEP 503: {canonical}); keep one of them")
+                continue
             if canonical in FLAVOUR_PACKAGES:
                 self.add(where, "set TensorFlow/Keras with the tensorflow, keras and tf_keras keys, not a pin")
             elif spec is None:
@@ -566,9 +572,41 @@ class _Checker:
             atol = self.tolerance(entry.get("atol", DEFAULT_ATOL), at + ["atol"])
             rtol = self.tolerance(entry.get("rtol", DEFAULT_RTOL), at + ["rtol"])
             path = self.fixture_path(name, entry, at)
+            if path is not None and self.check_fixture_files and not self.fixture_module(path, at):
+                continue
             if path is not None and atol is not None and rtol is not None:
                 fixtures.append({"name": name, "path": path, "atol": atol, "rtol": rtol})
         return fixtures
+
+    def fixture_module(self, path: str, at: list) -> bool:
+        """The module parses and defines build() and data(), found without importing it (nor TF)."""
+        shown = os.path.relpath(path, self.base_dir) if path.startswith(self.base_dir) else path
+        try:
+            with open(path, "rb") as fh:
+                tree = ast.parse(fh.read(), filename=shown)
+        except (SyntaxError, ValueError) as exc:
+            line = getattr(exc, "lineno", None)
+            self.add(at, f"{shown}{f' line {line}' if line else ''}: does not parse "
+                         f"({getattr(exc, 'msg', None) or exc}); fix the module")
+            return False
+        except OSError as exc:
+            self.add(at, f"{shown}: cannot read: {exc.strerror or exc}")
+            return False
+        defined = set()
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                defined.add(node.name)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                defined |= {t.id for t in targets if isinstance(t, ast.Name)}
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                defined |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        lacking = [f for f in ("build", "data") if f not in defined]
+        if lacking:
+            self.add(at, f"{shown} defines no {' and no '.join(f + '()' for f in lacking)}; a fixture module needs "
+                         "build(ctx) and data(ctx) (see fixtures/README.md)")
+            return False
+        return True
 
     def fixture_path(self, name: str, entry: dict, at: list) -> str | None:
         if "path" in entry:

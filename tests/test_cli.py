@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+from synth import STUB_FIXTURE
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -28,7 +30,7 @@ def test_a_harness_defect_fails_the_run_loudly_and_names_the_cell(tmp_path):
     from synth import SynthRun, att
 
     (tmp_path / "fixtures").mkdir()
-    (tmp_path / "fixtures" / "control.py").write_text("")
+    (tmp_path / "fixtures" / "control.py").write_text(STUB_FIXTURE)
     matrix = tmp_path / "matrix.yaml"
     matrix.write_text('version: 1\nenvironments:\n  - {id: a, python: "3.11", tensorflow: "2.15.1", keras: bundled}\n'
                       "fixtures: [control]\nformats: [h5]\n")

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from synth import STUB_FIXTURE
 
 from harness.costs import Costs, flavour
 from harness.progress import remaining
@@ -76,7 +77,7 @@ def test_the_eta_starts_from_the_record_and_leans_on_what_is_seen():
 
 def test_plan_balances_shards_by_recorded_cost_and_predicts_the_wall_time(tmp_path):
     (tmp_path / "fixtures").mkdir()
-    (tmp_path / "fixtures" / "control.py").write_text("")
+    (tmp_path / "fixtures" / "control.py").write_text(STUB_FIXTURE)
     envs = ["a", "b", "c", "d"]
     (tmp_path / "matrix.yaml").write_text("version: 1\nenvironments:\n" + "".join(
         '  - {id: %s, python: "3.11", tensorflow: "2.15.1", keras: bundled}\n' % e for e in envs)
@@ -107,7 +108,7 @@ def test_plan_balances_shards_by_recorded_cost_and_predicts_the_wall_time(tmp_pa
 
 def test_a_consumer_longer_than_a_machines_share_is_split_by_producer(tmp_path):
     (tmp_path / "fixtures").mkdir()
-    (tmp_path / "fixtures" / "control.py").write_text("")
+    (tmp_path / "fixtures" / "control.py").write_text(STUB_FIXTURE)
     envs = ["a", "b", "c", "d"]
     (tmp_path / "matrix.yaml").write_text("version: 1\nenvironments:\n" + "".join(
         '  - {id: %s, python: "3.11", tensorflow: "2.15.1", keras: bundled}\n' % e for e in envs)

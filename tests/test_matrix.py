@@ -8,6 +8,7 @@ import textwrap
 
 import jsonschema
 import pytest
+from synth import STUB_FIXTURE
 
 from harness.errors import ConfigError, InterpreterNotFound
 from harness.interpreters import find_python
@@ -62,7 +63,7 @@ def project(tmp_path, monkeypatch):
     """A project dir with fixture modules; cwd is inside it so problems say 'matrix.yaml'."""
     (tmp_path / "fixtures").mkdir()
     for name in ("control", "custom_layer", "hub_layer"):
-        (tmp_path / "fixtures" / f"{name}.py").write_text("# fixture\n")
+        (tmp_path / "fixtures" / f"{name}.py").write_text(STUB_FIXTURE)
     monkeypatch.chdir(tmp_path)
     return tmp_path
 

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 from packaging.specifiers import SpecifierSet
+from synth import STUB_FIXTURE
 
 from harness.errors import ConfigError
 from harness.matrix import load_matrix, profile_paths as profiles
@@ -59,7 +60,7 @@ def test_rules_apply_by_range_and_later_rules_win():
 
 def one_env_matrix(tmp_path, env: str) -> str:
     (tmp_path / "fixtures").mkdir()
-    (tmp_path / "fixtures" / "control.py").write_text("")
+    (tmp_path / "fixtures" / "control.py").write_text(STUB_FIXTURE)
     path = tmp_path / "matrix.yaml"
     path.write_text("version: 1\nenvironments:\n  - %s\nfixtures: [control]\nformats: [h5]\n" % env)
     return str(path)

@@ -1,6 +1,7 @@
 """Version ranges in matrix.yaml, resolved against a package index (a PEP 503 index on loopback)."""
 
 import pytest
+from synth import STUB_FIXTURE
 
 from harness import index
 from harness.errors import ConfigError
@@ -9,7 +10,7 @@ from harness.matrix import load_matrix
 
 def write(tmp_path, envs):
     (tmp_path / "fixtures").mkdir(exist_ok=True)
-    (tmp_path / "fixtures" / "control.py").write_text("")
+    (tmp_path / "fixtures" / "control.py").write_text(STUB_FIXTURE)
     path = tmp_path / "matrix.yaml"
     path.write_text("version: 1\nenvironments:\n%s\nfixtures: [control]\nformats: [h5]\n" % envs)
     return str(path)

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from synth import SynthRun, att
+from synth import STUB_FIXTURE, SynthRun, att
 
 from harness import readiness, readiness_report
 from harness.readiness import classify, load_code
@@ -176,7 +176,7 @@ def stored(tmp_path):
     """The synthetic run stored as `state/runs/R1`, with a matrix naming its envs."""
     (tmp_path / "fixtures").mkdir()
     for fx in ("custom_layer", "keras2_only", "stuck"):
-        (tmp_path / "fixtures" / (fx + ".py")).write_text("")
+        (tmp_path / "fixtures" / (fx + ".py")).write_text(STUB_FIXTURE)
     (tmp_path / "matrix.yaml").write_text("version: 1\nenvironments:\n" + "".join(
         '  - {id: %s, python: "3.11", tensorflow: "2.15.1", keras: bundled}\n' % e for e in (A, B, C, "later"))
         + "fixtures: [custom_layer, keras2_only, stuck]\nformats: [%s]\n" % ", ".join(FORMATS))
