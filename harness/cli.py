@@ -163,6 +163,9 @@ def _dispatch(args) -> int:
     if args.profile:
         args.matrix = _profile_path(root, args.profile)
     matrix = load_matrix(args.matrix)
+    if matrix.unverified:
+        print("tfcompat: note: the package index could not be reached: the %s versions of %s are not verified"
+              % (", ".join(matrix.unverified), os.path.basename(matrix.path)), file=sys.stderr)
     state_dir = args.state_dir or os.path.join(root, ".tfcompat")
     reports = args.reports or os.path.join(root, "reports")
     for flag, path in (("--state-dir", state_dir), ("--reports", reports)):

@@ -118,6 +118,7 @@ class Matrix:
     exclusions: list[dict] = field(default_factory=list)
     expectations: list[dict] = field(default_factory=list)
     check_timeout: float = DEFAULT_CHECK_TIMEOUT
+    unverified: tuple[str, ...] = ()  # packages whose versions the package index could not confirm (offline)
 
     def env(self, id: str) -> EnvSpec:
         """The environment named `id`; KeyError if there is none."""
@@ -190,4 +191,5 @@ def load_matrix(path: str, *, check_fixture_files: bool = True) -> Matrix:
         exclusions=data["exclusions"],
         expectations=data["expectations"],
         check_timeout=data["check_timeout"],
+        unverified=tuple(data.get("unverified") or ()),
     )

@@ -67,6 +67,8 @@ def read_matrix(path: str, check_fixture_files: bool = True) -> dict:
     result = checker.run(text)
     if checker.problems:
         raise ConfigError(checker.sorted_problems())
+    if checker.unverified:
+        result["unverified"] = sorted(checker.unverified)
     return result
 
 
@@ -142,6 +144,11 @@ def _as_list(value: Any) -> list:
     return value if isinstance(value, list) else []
 
 
+def _distance(a: Version, b: Version) -> tuple:
+    x, y = (tuple(a.release) + (0, 0, 0))[:3], (tuple(b.release) + (0, 0, 0))[:3]
+    return tuple(abs(i - j) for i, j in zip(x, y))
+
+
 def _non_finite(value: Any, at: list):
     """(key path, value) of every NaN or infinite number: no setting means either."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -175,6 +182,7 @@ class _Checker:
         self.display = display
         self.base_dir = base_dir
         self.check_fixture_files = check_fixture_files
+        self.unverified: set[str] = set()  # packages whose versions the index could not confirm (offline)
         self.problems: list[tuple[tuple, str]] = []
 
     def add(self, parts: list, message: str) -> None:
@@ -296,7 +304,7 @@ class _Checker:
             "check_timeout": float(timeout) if isinstance(timeout, (int, float)) else DEFAULT_CHECK_TIMEOUT,
         }
 
-    def exact_version(self, value: Any, parts: list, example: str) -> Version | None:
+    def exact_version(self, value: Any, parts: list, example: str, package: str) -> Version | None:
         if not isinstance(value, str):
             return None
         try:
@@ -306,7 +314,22 @@ class _Checker:
         if version is None or len(version.release) < 3 or version.local or str(version) != value:
             self.add(parts, f"{value!r} is not a version; use an exact release such as {example}")
             return None
-        return version
+        return version if self.released(package, version, parts) else None
+
+    def released(self, package: str, version: Version, parts: list) -> bool:
+        """Whether the package index has this release (nearest ones suggested when not). An index that
+        cannot be reached leaves it unverified: offline use goes on."""
+        try:
+            known = releases(package)
+        except ConfigError:
+            self.unverified.add(package)
+            return True
+        if str(version) in known:
+            return True
+        near = sorted(known, key=lambda v: _distance(Version(v), version))[:3]
+        self.add(parts, f"{version} is not a {package} release on the package index"
+                        + (f"; the nearest: {', '.join(sorted(near, key=Version))}" if near else ""))
+        return False
 
     def pins(self, pins: Any, parts: list) -> dict[str, str | None]:
         """{canonical name: specifier, or None to drop a default pin}; bad entries are reported and left out."""
@@ -429,7 +452,7 @@ class _Checker:
     def environment(self, i: int, raw: dict, defaults: dict, default_pins: dict) -> dict | None:
         at = ["environments", i]
         ok = True
-        tf = self.exact_version(raw.get("tensorflow"), at + ["tensorflow"], "2.15.1")
+        tf = self.exact_version(raw.get("tensorflow"), at + ["tensorflow"], "2.15.1", "tensorflow")
         keras = raw.get("keras", defaults.get("keras"))
         keras_at = at + ["keras"] if "keras" in raw else ["defaults", "keras"]
         tf_keras = raw.get("tf_keras")
@@ -525,7 +548,7 @@ class _Checker:
             self.add(keras_at, f"{keras!r} is not allowed; "
                                "use bundled, tf-keras, latest or an exact Keras 3 version such as 3.3.3")
             return False
-        version = self.exact_version(keras, keras_at, "3.3.3")
+        version = self.exact_version(keras, keras_at, "3.3.3", "keras")
         if version is None:
             return False
         if version.major != 3:
@@ -546,7 +569,7 @@ class _Checker:
         if tf_keras is None:
             self.add(at + ["tf_keras"], "missing; keras: tf-keras needs an exact tf_keras version such as 2.16.0")
             return False
-        version = self.exact_version(tf_keras, at + ["tf_keras"], "2.16.0")
+        version = self.exact_version(tf_keras, at + ["tf_keras"], "2.16.0", "tf-keras")
         if version is None:
             return False
         # Each tf-keras release requires the TensorFlow of the same major.minor.

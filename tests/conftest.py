@@ -12,7 +12,8 @@ TF = ["2.4.4", "2.5.3", "2.6.5", "2.7.4", "2.8.4", "2.9.3", "2.10.1", "2.11.0", 
       "2.20.0", "2.21.0"]
 FILES = {
     "tensorflow": ["tensorflow-%s-cp311-cp311-manylinux_2_17_x86_64.whl" % v for v in TF],
-    "keras": ["keras-%s-py3-none-any.whl" % v for v in ("3.0.5", "3.1.0", "3.1.1")],
+    "keras": ["keras-%s-py3-none-any.whl" % v for v in ("3.0.5", "3.1.0", "3.1.1", "3.3.3", "3.6.0", "3.9.2", "3.12.4",
+                                                       "3.15.1")],
     "tf-keras": ["tf_keras-%s-py3-none-any.whl" % v
                  for v in ("2.15.1", "2.16.0", "2.17.0", "2.18.0", "2.19.0", "2.20.1", "2.21.0")],
 }

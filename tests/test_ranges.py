@@ -25,8 +25,8 @@ def test_tensorflow_range_is_latest_patch_per_minor_with_auto_python(fake_index,
 
 
 def test_keras_range(fake_index, tmp_path):
-    m = load_matrix(write(tmp_path, '  - {id: "k{keras}", python: "3.11", tensorflow: "2.16.2", keras: ">=3.0"}'))
-    assert [(e.id, e.keras) for e in m.environments] == [("k3.0", "3.0.5"), ("k3.1", "3.1.1")]
+    m = load_matrix(write(tmp_path, '  - {id: "k{keras}", python: "3.11", tensorflow: "2.16.2", keras: ">=3.0,<3.4"}'))
+    assert [(e.id, e.keras) for e in m.environments] == [("k3.0", "3.0.5"), ("k3.1", "3.1.1"), ("k3.3", "3.3.3")]
 
 
 def test_range_needs_a_placeholder_in_the_id(fake_index, tmp_path):
@@ -49,10 +49,29 @@ def test_latest_is_the_newest_release_and_tf_keras_match_follows_it(fake_index, 
         '  - {id: newest-tfkeras, python: "3.12", tensorflow: latest, keras: tf-keras, tf_keras: match}',
         '  - {id: "tf{tensorflow}-keras3", python: "3.11", tensorflow: ">=2.20", keras: latest}'])))
     got = [(e.id, e.tensorflow, e.keras, e.tf_keras) for e in m.environments]
-    assert got == [("newest-keras3", "2.21.0", "3.1.1", None), ("newest-tfkeras", "2.21.0", "tf-keras", "2.21.0"),
-                   ("tf2.20-keras3", "2.20.0", "3.1.1", None), ("tf2.21-keras3", "2.21.0", "3.1.1", None)]
+    assert got == [("newest-keras3", "2.21.0", "3.15.1", None), ("newest-tfkeras", "2.21.0", "tf-keras", "2.21.0"),
+                   ("tf2.20-keras3", "2.20.0", "3.15.1", None), ("tf2.21-keras3", "2.21.0", "3.15.1", None)]
 
 
 def test_latest_keras_is_still_checked_against_tensorflow(fake_index, tmp_path):
     with pytest.raises(ConfigError, match=r"environments\[0\]\.keras: Keras 3 needs tensorflow >= 2.16"):
         load_matrix(write(tmp_path, '  - {id: old, python: "3.10", tensorflow: "2.11.1", keras: latest}'))
+
+
+def test_an_exact_version_the_index_lacks_is_refused_with_the_nearest(fake_index, tmp_path):
+    with pytest.raises(ConfigError, match=r"environments\[0\]\.tensorflow: 2\.99\.0 is not a tensorflow release on "
+                                          r"the package index; the nearest: 2\.19\.1, 2\.20\.0, 2\.21\.0"):
+        load_matrix(write(tmp_path, '  - {id: x, python: "3.11", tensorflow: "2.99.0", keras: bundled}'))
+    with pytest.raises(ConfigError, match=r"environments\[0\]\.keras: 3\.2\.0 is not a keras release"):
+        load_matrix(write(tmp_path, '  - {id: x, python: "3.11", tensorflow: "2.16.2", keras: "3.2.0"}'))
+
+
+def test_an_unreachable_index_leaves_exact_versions_unverified(monkeypatch, tmp_path):
+    monkeypatch.setenv("TFCOMPAT_INDEX_URL", "http://127.0.0.1:9/simple")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    index.releases.cache_clear()
+    try:
+        m = load_matrix(write(tmp_path, '  - {id: x, python: "3.11", tensorflow: "2.15.1", keras: bundled}'))
+        assert m.env("x").tensorflow == "2.15.1" and m.unverified == ("tensorflow",)
+    finally:
+        index.releases.cache_clear()
