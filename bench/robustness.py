@@ -24,7 +24,7 @@ def corpus() -> None:
     from corpus import CASES
 
     seen: dict = collections.defaultdict(collections.Counter)
-    for category, name, setup in CASES:
+    for category, _name, setup in CASES:
         with tempfile.TemporaryDirectory() as tmp:
             args, want = setup(tmp)
             try:
@@ -45,7 +45,8 @@ def corpus() -> None:
     total = collections.Counter()
     for category, counts in seen.items():
         total.update(counts)
-        print("%-9s %3d inputs: %s" % (category, sum(counts.values()), ", ".join("%s %d" % kv for kv in counts.items())))
+        print("%-9s %3d inputs: %s" % (category, sum(counts.values()),
+                                       ", ".join("%s %d" % kv for kv in counts.items())))
     print("all       %3d inputs: %s" % (sum(total.values()), ", ".join("%s %d" % kv for kv in total.items())))
 
 
