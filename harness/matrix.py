@@ -13,15 +13,8 @@ import json
 import os
 from dataclasses import dataclass, field
 
-from harness.matrix_check import (  # noqa: F401  (re-exported for callers)
-    DEFAULT_ATOL,
-    DEFAULT_CHECK_TIMEOUT,
-    DEFAULT_RTOL,
-    KNOWN_FORMATS,
-    SCHEMA_PATH,
-    WILDCARD,
-    read_matrix,
-)
+from harness.matrix_check import SCHEMA_PATH, read_matrix  # noqa: F401  (re-exported for callers)
+from harness.matrix_defaults import DEFAULT_ATOL, DEFAULT_CHECK_TIMEOUT, DEFAULT_RTOL, KNOWN_FORMATS, WILDCARD  # noqa: F401
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,9 @@ defaults, "==" added to bare versions, tolerances as floats); harness.matrix
 turns that into its dataclasses. The shape is checked by matrix.schema.json
 (JSON Schema 2020-12); versions, names and cross-references are checked here,
 only where the shape is right, so one mistake gives one line.
+
+The reading is harness/matrix_load.py (bytes and YAML, bounded), what needs the package index is
+harness/matrix_expand.py (ranges, releases), the defaults are harness/matrix_defaults.py.
 """
 
 from __future__ import annotations
@@ -25,18 +28,13 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from harness.errors import ConfigError
-from harness.index import latest_patch_per_minor, releases
+from harness.matrix_defaults import DEFAULT_ATOL, DEFAULT_CHECK_TIMEOUT, DEFAULT_RTOL, KNOWN_FORMATS, WILDCARD
+from harness.matrix_expand import expand, released
 from harness.matrix_load import parse_yaml, read_text
 from harness.recipes import pins_for, python_for
 from harness.results import OUTCOMES
-from harness.worker.formats import FORMATS
 
 SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "matrix.schema.json")
-KNOWN_FORMATS = list(FORMATS)  # the worker declares the formats; config accepts exactly those
-DEFAULT_ATOL = 1e-5
-DEFAULT_RTOL = 1e-5
-DEFAULT_CHECK_TIMEOUT = 300.0
-WILDCARD = "*"
 # The fixtures that ship with tfcompat; a matrix elsewhere may name them without a path.
 BUILTIN_FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures")
 # Names tox.ini already uses; a generated tox env must not shadow them.
@@ -142,11 +140,6 @@ def _as_dict(value: Any) -> dict:
 
 def _as_list(value: Any) -> list:
     return value if isinstance(value, list) else []
-
-
-def _distance(a: Version, b: Version) -> tuple:
-    x, y = (tuple(a.release) + (0, 0, 0))[:3], (tuple(b.release) + (0, 0, 0))[:3]
-    return tuple(abs(i - j) for i, j in zip(x, y))
 
 
 def _non_finite(value: Any, at: list):
@@ -314,22 +307,7 @@ class _Checker:
         if version is None or len(version.release) < 3 or version.local or str(version) != value:
             self.add(parts, f"{value!r} is not a version; use an exact release such as {example}")
             return None
-        return version if self.released(package, version, parts) else None
-
-    def released(self, package: str, version: Version, parts: list) -> bool:
-        """Whether the package index has this release (nearest ones suggested when not). An index that
-        cannot be reached leaves it unverified: offline use goes on."""
-        try:
-            known = releases(package)
-        except ConfigError:
-            self.unverified.add(package)
-            return True
-        if str(version) in known:
-            return True
-        near = sorted(known, key=lambda v: _distance(Version(v), version))[:3]
-        self.add(parts, f"{version} is not a {package} release on the package index"
-                        + (f"; the nearest: {', '.join(sorted(near, key=Version))}" if near else ""))
-        return False
+        return version if released(package, version, parts, self.add, self.unverified) else None
 
     def pins(self, pins: Any, parts: list) -> dict[str, str | None]:
         """{canonical name: specifier, or None to drop a default pin}; bad entries are reported and left out."""
@@ -358,52 +336,6 @@ class _Checker:
                     out[canonical] = normalized
         return out
 
-    def expand(self, i: int, raw: dict) -> list[dict]:
-        """A version-range entry -> one entry per minor (latest patch), resolved on the index."""
-        # As read from YAML: any type; only strings are ranges.
-        tf: Any = raw.get("tensorflow")
-        keras: Any = raw.get("keras")
-        tf_range, keras_range = _is_range(tf), _is_range(keras)
-        if not (tf_range or keras_range):
-            return [raw]
-        at = ["environments", i]
-        env_id = raw.get("id")
-        if not isinstance(env_id, str):
-            env_id = ""
-        ok = True
-        for is_range, key, value in ((tf_range, "tensorflow", tf), (keras_range, "keras", keras)):
-            if not is_range or value == LATEST:
-                continue
-            try:
-                SpecifierSet(value)
-            except InvalidSpecifier:
-                self.add(at + [key], f"{value!r} is neither a version nor a range; "
-                                     "use 2.15.1, a range such as \">=2.12\", or latest")
-                ok = False
-            if "{%s}" % key not in env_id:
-                self.add(at + ["id"], f"a {key} range needs {{{key}}} in the id, e.g. \"tf{{tensorflow}}\"")
-                ok = False
-        if not ok:
-            return []
-        tfs = _resolve("tensorflow", tf) if tf_range else [tf]
-        kerases = _resolve("keras", keras) if keras_range else [keras]
-        if not tfs or not kerases:
-            self.add(at, f"the range matches no release on the package index ({tf}, {keras})")
-            return []
-        out = []
-        for t in tfs:
-            for k in kerases:
-                entry = dict(raw, tensorflow=t, keras=k)
-                entry["id"] = env_id.replace("{tensorflow}", _minor(t)).replace("{keras}", _minor(k))
-                if raw.get("tf_keras") == "match":
-                    matching = latest_patch_per_minor(releases("tf-keras"), "==%s.*" % _minor(t))
-                    if not matching:
-                        self.add(at + ["tf_keras"], f"no tf-keras release matches tensorflow {t}")
-                        continue
-                    entry["tf_keras"] = matching[-1]
-                out.append(entry)
-        return out
-
     def environments(self, raw_envs: list, defaults: dict, default_pins: dict) -> list[dict]:
         envs = []
         first_index: dict[str, int] = {}
@@ -411,7 +343,7 @@ class _Checker:
         expanded = []
         for i, raw in enumerate(raw_envs):
             if isinstance(raw, dict):
-                expanded += [(i, entry) for entry in self.expand(i, raw)]
+                expanded += [(i, entry) for entry in expand(i, raw, self.add)]
         for i, raw in expanded:
             env_id = raw.get("id")
             if isinstance(env_id, str):
@@ -714,21 +646,3 @@ def _known_fixtures(base_dir: str) -> list[str]:
 
 # A dash-separated part of a tox env name that tox takes as the interpreter (py312, 3.12, cpython3.12).
 _TOX_PY_FACTOR = re.compile(r"(py|pypy|cpython|python|graalpy)?\d+(\.\d+)?t?")
-
-
-# `latest`: the newest release on the index when planning (for keras, the newest Keras 3).
-LATEST = "latest"
-
-
-def _is_range(value: Any) -> bool:
-    return isinstance(value, str) and (value == LATEST or value.strip()[:1] in ("<", ">", "=", "!", "~"))
-
-
-def _resolve(package: str, value: str) -> list[str]:
-    if value == LATEST:
-        return latest_patch_per_minor(releases(package), ">=3" if package == "keras" else ">=0")[-1:]
-    return latest_patch_per_minor(releases(package), value)
-
-
-def _minor(version: str) -> str:
-    return ".".join(version.split(".")[:2])
