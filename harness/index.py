@@ -36,16 +36,49 @@ def _cache_path(package: str) -> str:
     return os.path.join(base, "tfcompat", "index", "%s.json" % canonicalize_name(package))
 
 
-@cache
 def releases(package: str) -> tuple[str, ...]:
     """Every final release of `package` the index offers a file for, oldest first."""
+    return tuple(_listing(package)["versions"])
+
+
+def pythons(package: str, version: str) -> list[str] | None:
+    """The Pythons ("3.11") a release has CPython wheels for; None when one of its files fits any
+    Python (a pure wheel or an sdist) or the release is unknown."""
+    tags = _listing(package).get("pythons", {}).get(version)
+    return None if tags is None or "any" in tags else sorted(tags, key=lambda t: tuple(map(int, t.split("."))))
+
+
+def forget() -> None:
+    """Drop this process's memo of index answers (tests point the index elsewhere)."""
+    _listing.cache_clear()
+
+
+def _python_tags(filename: str) -> set[str]:
+    """{"3.11", ...} of a wheel's CPython tags, {"any"} for a pure wheel or an sdist."""
+    if not filename.endswith(".whl"):
+        return {"any"}
+    parts = filename[:-4].split("-")
+    if len(parts) < 5:
+        return {"any"}
+    out = set()
+    for tag in parts[-3].split("."):
+        m = re.fullmatch(r"cp(\d)(\d+)", tag)
+        if m:
+            out.add("%s.%s" % (m.group(1), m.group(2)))
+        elif tag.startswith("py"):
+            return {"any"}
+    return out or {"any"}
+
+
+@cache
+def _listing(package: str) -> dict:
     url = "%s/%s/" % (index_url(), canonicalize_name(package))
     cache = _cache_path(package)
     try:
         with open(cache) as fh:
             data = json.load(fh)
-        if data.get("url") == url and time.time() - data.get("t", 0) < CACHE_TTL_S:
-            return tuple(data["versions"])
+        if data.get("url") == url and time.time() - data.get("t", 0) < CACHE_TTL_S and "pythons" in data:
+            return data
     except (OSError, ValueError):
         pass
     req = urllib.request.Request(url, headers={
@@ -63,7 +96,7 @@ def releases(package: str) -> tuple[str, ...]:
     except (OSError, ValueError) as exc:
         raise ConfigError(["%s: cannot list releases of %s from the package index (%s); "
                            "use exact versions or set PIP_INDEX_URL" % (url, package, exc)]) from exc
-    found = set()
+    found: dict = {}
     for f in files:
         if f.get("yanked"):
             continue
@@ -75,15 +108,16 @@ def releases(package: str) -> tuple[str, ...]:
         except InvalidVersion:
             continue
         if not v.is_prerelease and not v.is_devrelease:
-            found.add(v)
-    versions = [str(v) for v in sorted(found)]
+            found.setdefault(v, set()).update(_python_tags(f.get("filename", "")))
+    data = {"url": url, "t": time.time(), "versions": [str(v) for v in sorted(found)],
+            "pythons": {str(v): sorted(tags) for v, tags in found.items()}}
     try:
         os.makedirs(os.path.dirname(cache), exist_ok=True)
         with open(cache, "w") as fh:
-            json.dump({"url": url, "t": time.time(), "versions": versions}, fh)
+            json.dump(data, fh)
     except OSError:
         pass
-    return tuple(versions)
+    return data
 
 
 def latest_patch_per_minor(available: tuple[str, ...] | list[str], spec: str) -> list[str]:

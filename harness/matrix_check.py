@@ -29,7 +29,7 @@ from packaging.version import InvalidVersion, Version
 
 from harness.errors import ConfigError
 from harness.matrix_defaults import DEFAULT_ATOL, DEFAULT_CHECK_TIMEOUT, DEFAULT_RTOL, KNOWN_FORMATS, WILDCARD
-from harness.matrix_expand import expand, released
+from harness.matrix_expand import expand, released, wheel_for
 from harness.matrix_load import parse_yaml, read_text
 from harness.recipes import pins_for, python_for
 from harness.results import OUTCOMES
@@ -406,6 +406,9 @@ class _Checker:
                 return None
         if (not ok or tf is None or not isinstance(raw.get("id"), str) or not isinstance(keras, str)
                 or not isinstance(python, str)):
+            return None
+        python_ok = re.fullmatch(_load_schema()["$defs"]["python"]["pattern"], python)  # else the schema said it
+        if python_ok and not wheel_for("tensorflow", str(tf), python, at + ["tensorflow"], self.add):
             return None
         recipe_pins, recipes = pins_for(str(tf), python, keras)
         pins = {**recipe_pins, **default_pins, **self.pins(raw.get("pins"), at + ["pins"])}

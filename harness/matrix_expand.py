@@ -10,7 +10,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 
 from harness.errors import ConfigError
-from harness.index import latest_patch_per_minor, releases
+from harness.index import latest_patch_per_minor, pythons, releases
 
 
 def expand(i: int, raw: dict, add: Callable) -> list[dict]:
@@ -73,6 +73,20 @@ def released(package: str, version: Version, parts: list, add: Callable, unverif
     near = sorted(known, key=lambda v: _distance(Version(v), version))[:3]
     add(parts, f"{version} is not a {package} release on the package index"
                     + (f"; the nearest: {', '.join(sorted(near, key=Version))}" if near else ""))
+    return False
+
+
+def wheel_for(package: str, version: str, python: str, parts: list, add: Callable) -> bool:
+    """Whether the release has a wheel for this Python (pip could not install it otherwise); an
+    index that cannot be reached leaves it unchecked, as `released` does."""
+    try:
+        have = pythons(package, version)
+    except ConfigError:
+        return True
+    if have is None or python in have:
+        return True
+    add(parts, f"{package} {version} has no wheel for Python {python} (it has: {', '.join(have)}); "
+               f"set python to one of those, or auto")
     return False
 
 

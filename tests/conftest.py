@@ -11,7 +11,9 @@ TF = ["2.4.4", "2.5.3", "2.6.5", "2.7.4", "2.8.4", "2.9.3", "2.10.1", "2.11.0", 
       "2.12.1", "2.13.0rc1", "2.13.1", "2.14.1", "2.15.1", "2.16.2", "2.17.1", "2.18.1", "2.19.1",
       "2.20.0", "2.21.0"]
 FILES = {
-    "tensorflow": ["tensorflow-%s-cp311-cp311-manylinux_2_17_x86_64.whl" % v for v in TF],
+    # a wheel per CPython each release supports (2.4.4: 3.6 to 3.8, as on PyPI; the rest: 3.8 to 3.13)
+    "tensorflow": ["tensorflow-%s-cp3%d-cp3%d-manylinux_2_17_x86_64.whl" % (v, py, py) for v in TF
+                   for py in ((6, 7, 8) if v == "2.4.4" else range(8, 14))],
     "keras": ["keras-%s-py3-none-any.whl" % v for v in ("3.0.5", "3.1.0", "3.1.1", "3.3.3", "3.6.0", "3.9.2", "3.12.4",
                                                        "3.15.1")],
     "tf-keras": ["tf_keras-%s-py3-none-any.whl" % v
@@ -40,7 +42,7 @@ def fake_index(monkeypatch, tmp_path):
     url = "http://127.0.0.1:%d/simple" % server.server_port
     monkeypatch.setenv("TFCOMPAT_INDEX_URL", url)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "index-cache"))
-    index.releases.cache_clear()
+    index.forget()
     yield url
     server.shutdown()
-    index.releases.cache_clear()
+    index.forget()

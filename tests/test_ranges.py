@@ -37,10 +37,10 @@ def test_range_needs_a_placeholder_in_the_id(fake_index, tmp_path):
 def test_unreachable_index_is_one_clear_line(monkeypatch, tmp_path):
     monkeypatch.setenv("TFCOMPAT_INDEX_URL", "http://127.0.0.1:9/simple")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    index.releases.cache_clear()
+    index.forget()
     with pytest.raises(ConfigError, match="cannot list releases of tensorflow"):
         load_matrix(write(tmp_path, '  - {id: "tf{tensorflow}", python: "3.11", tensorflow: ">=2.11", keras: bundled}'))
-    index.releases.cache_clear()
+    index.forget()
 
 
 def test_latest_is_the_newest_release_and_tf_keras_match_follows_it(fake_index, tmp_path):
@@ -69,9 +69,16 @@ def test_an_exact_version_the_index_lacks_is_refused_with_the_nearest(fake_index
 def test_an_unreachable_index_leaves_exact_versions_unverified(monkeypatch, tmp_path):
     monkeypatch.setenv("TFCOMPAT_INDEX_URL", "http://127.0.0.1:9/simple")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    index.releases.cache_clear()
+    index.forget()
     try:
         m = load_matrix(write(tmp_path, '  - {id: x, python: "3.11", tensorflow: "2.15.1", keras: bundled}'))
         assert m.env("x").tensorflow == "2.15.1" and m.unverified == ("tensorflow",)
     finally:
-        index.releases.cache_clear()
+        index.forget()
+
+
+def test_a_release_without_a_wheel_for_the_python_is_refused(fake_index, tmp_path):
+    with pytest.raises(ConfigError, match=r"environments\[0\]\.tensorflow: tensorflow 2\.4\.4 has no wheel for "
+                                          r"Python 3\.11 \(it has: 3\.6, 3\.7, 3\.8\)"):
+        load_matrix(write(tmp_path, '  - {id: old, python: "3.11", tensorflow: "2.4.4", keras: bundled}'))
+    assert load_matrix(write(tmp_path, '  - {id: old, python: "3.8", tensorflow: "2.4.4", keras: bundled}'))
