@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
 import math
 import os
@@ -138,6 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tfcompat: interrupted; finish with `tfcompat run --resume`", file=sys.stderr)
         return 130
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        print("tfcompat: error: no space left on device writing %s; free space, then `tfcompat run --resume`"
+              % (exc.filename or "the state dir"), file=sys.stderr)
+        return 1
 
 
 _LOCKS: list = []

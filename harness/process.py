@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from . import results
 from .backends.base import Launch, Launcher, Mount
+from .errors import TfcompatError
 
 WORKER_MAIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker", "main.py")
 
@@ -113,6 +114,13 @@ def merge_journals(journals: list[Journal]) -> Journal:
     return out
 
 
+DISK_FULL = 28  # the worker's exit code when a write found no space (ENOSPC): nothing is journaled for the item
+
+
+class DiskFull(TfcompatError):
+    """A disk filled up: the run stops, nothing about the item in flight is recorded, `--resume` redoes it."""
+
+
 def run(request: WorkerRequest) -> WorkerOutcome:
     """Run every item of the request to a result or a recorded failure (resuming from the journal)."""
     out = WorkerOutcome()
@@ -207,6 +215,10 @@ def _spawn(request: WorkerRequest, items: list[dict], out: WorkerOutcome):
                     current = None
             if code == 0 and current is None:
                 return "ok", None, {}
+            if code == DISK_FULL:
+                raise DiskFull("%s: no space left on device while the %s worker was on %s (see %s); free space, "
+                               "then `tfcompat run --resume`" % (request.env_id, request.phase,
+                                                                 current or "its journal", log_path))
             detail = {"message": _exit_text(code), "error_type": "WorkerDied",
                       "traceback": _tail(log_path), "exit_code": code}
             if not ready:

@@ -29,6 +29,19 @@ def _journal(path):
     return write
 
 
+DISK_FULL = 28  # exit code: a write found no space; the orchestrator stops the run, --resume redoes the item
+
+
+def disk_full(exc):
+    """Whether an exception is a full disk (or quota, or file-size limit), however the library words it."""
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return True
+    text = str(exc)
+    return "No space left on device" in text or "Disk quota exceeded" in text or "File too large" in text
+
+
 def _interfaces():
     """Network interfaces this process can see (asks the kernel, so it honours namespaces)."""
     import socket
@@ -93,19 +106,30 @@ def main(argv):
 
     parent = os.getppid()
     pause = os.environ.get("TFCOMPAT_WORKER_PAUSE")
-    for item in job["items"]:
-        if os.getppid() != parent:
-            return 3  # the orchestrator died: stop, `--resume` redoes only what is unfinished
-        write({"event": "start", "key": item["key"], "t": time.time()})
-        if pause and "|rung:" not in pause:
-            _pause(pause, item["key"])
-        t = time.time()
-        result = run(ctx, item)
-        write({"event": "done", "key": item["key"], "duration_s": round(time.time() - t, 3),
-               "result": result})
-    write({"event": "exit"})
+    try:
+        for item in job["items"]:
+            if os.getppid() != parent:
+                return 3  # the orchestrator died: stop, `--resume` redoes only what is unfinished
+            write({"event": "start", "key": item["key"], "t": time.time()})
+            if pause and "|rung:" not in pause:
+                _pause(pause, item["key"])
+            t = time.time()
+            result = run(ctx, item)
+            write({"event": "done", "key": item["key"], "duration_s": round(time.time() - t, 3),
+                   "result": result})
+        write({"event": "exit"})
+    except Exception as exc:
+        if not disk_full(exc):
+            raise
+        sys.stderr.write("tfcompat worker: no space left on device: %s\n" % exc)
+        return DISK_FULL
     return 0
 
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    try:
+        sys.exit(main(sys.argv))
+    except Exception as exc:  # a full disk before the first item (the journal's ready line)
+        if not disk_full(exc):
+            raise
+        sys.stderr.write("tfcompat worker: no space left on device: %s\n" % exc)
+        sys.exit(DISK_FULL)

@@ -66,6 +66,12 @@ def class_paths(model, names):
     return out
 
 
+def _disk_full(exc):
+    from .main import disk_full
+
+    return disk_full(exc)
+
+
 def predict(model, x):
     return model.predict(x, verbose=0)
 
@@ -108,6 +114,8 @@ def save_item(ctx, item):
             model.train_on_batch(x_train[:8], y_train[:8])
             resumed = predict(model, x_eval)
         except Exception as exc:
+            if _disk_full(exc):
+                raise  # not a save-error of the format: the worker stops, and --resume saves it again
             meta.update(status="save-error", **describe(exc))
             meta["warnings"] = cap.messages
             return _finish(out_dir, meta)
