@@ -154,6 +154,16 @@ def _non_finite(value: Any, at: list):
             yield from _non_finite(v, at + [i])
 
 
+# Rules the schema states (so editors and other tools see them) that the checks below also make, with
+# a message that names the duplicate, the outcomes or the date format: one line per mistake.
+_CHECKED_HERE = {("uniqueItems", "formats"), ("enum", "outcome"), ("pattern", "expires")}
+
+
+def _said_by_the_checks(error: jsonschema.ValidationError) -> bool:
+    path = list(error.absolute_path)
+    return bool(path) and (error.validator, str(path[-1])) in _CHECKED_HERE
+
+
 def expanded_id_pattern() -> str:
     """The one rule for an env id that names a tox env and a folder (from the schema)."""
     return _load_schema()["$defs"]["expanded_env_id"]["pattern"]
@@ -222,6 +232,8 @@ class _Checker:
                         meant.add((*error.absolute_path, hit))
         required_done: set[tuple] = set()
         for error in errors:
+            if _said_by_the_checks(error):
+                continue
             if error.validator == "required":
                 # jsonschema gives one error per missing key, all alike but for the message.
                 where = tuple(error.absolute_path)

@@ -1,0 +1,59 @@
+"""The shipped JSON Schema (what editors check as you type) and tfcompat's own checks agree wherever
+the schema can state the rule: outcome names, duplicate-free formats, the date and id patterns, the
+Pythons, the keys `defaults` takes. Each variant is one rule toggled on a valid matrix."""
+
+import jsonschema
+import pytest
+from corpus import GOOD, project
+
+from harness.errors import ConfigError
+from harness.matrix_check import _load_schema, read_matrix
+from harness.matrix_load import parse_yaml
+from harness.results import OUTCOMES
+
+EXPECT = ("expectations:\n  - {producer: tf2.15, consumer: '*', fixture: '*', format: '*', outcome: %s, "
+          "reason: r, expires: %s}\n")
+
+
+def variants():
+    for outcome in list(OUTCOMES) + ["fine", "PASS", "passed"]:
+        yield "outcome %s" % outcome, GOOD + EXPECT % (outcome, "2099-01-01")
+    for expires in ("2099-01-01", "2099-1-1", "soon", "01-01-2099"):
+        yield "expires %s" % expires, GOOD + EXPECT % ("pass", expires)
+    for formats in ("[h5]", "[h5, keras]", "[h5, h5]", "[keras, h5, keras]"):
+        yield "formats %s" % formats, GOOD.replace("formats: [h5]", "formats: %s" % formats)
+    for env_id in ("tf2.15", "x.y_z-a", "A" * 64, "A" * 65, "..", ".", "-x", ".x", "a/b", "a b", "tf 2"):
+        yield "id %r" % env_id, GOOD.replace("id: tf2.15,", "id: '%s'," % env_id)
+    for python in ("3.8", "3.11", "3.13", "auto", "3.4", "3.14", "3.99", "2.7", "3"):
+        yield "python %s" % python, GOOD.replace('python: "3.11"', 'python: "%s"' % python)
+    for key, value in (("keras", "bundled"), ("pins", "{numpy: '<2'}"), ("set_env", "{A: b}"), ("backend", "tox"),
+                       ("tensorflow", "'2.15.1'"), ("fixtures", "[control]"), ("id", "x")):
+        yield "defaults.%s" % key, GOOD.replace('defaults: {python: "3.11"}',
+                                                'defaults: {python: "3.11", %s: %s}' % (key, value))
+
+
+CASES = list(variants())
+
+
+@pytest.mark.parametrize("name,text", CASES, ids=[n for n, _ in CASES])
+def test_the_schema_and_the_checks_agree(fake_index, tmp_path, name, text):
+    data, problems = parse_yaml(text)
+    assert data is not None and not problems
+    schema_ok = not list(jsonschema.Draft202012Validator(_load_schema()).iter_errors(data))
+    try:
+        read_matrix(project(str(tmp_path), text))
+        checks_ok = True
+    except ConfigError:
+        checks_ok = False
+    assert schema_ok == checks_ok, (name, schema_ok, checks_ok)
+
+
+def test_both_sides_are_exercised():
+    # each rule has variants the schema accepts and variants it refuses (a test that could not fail
+    # proves nothing)
+    seen: dict = {}
+    for name, text in CASES:
+        data, _ = parse_yaml(text)
+        ok = not list(jsonschema.Draft202012Validator(_load_schema()).iter_errors(data))
+        seen.setdefault(name.split()[0].split(".")[0], set()).add(ok)
+    assert seen == {k: {True, False} for k in ("outcome", "expires", "formats", "id", "python", "defaults")}
