@@ -85,3 +85,18 @@ def test_a_torn_journal_line_is_dropped_and_never_glued_to_the_next(tmp_path):
 
 def test_stub_fixture_is_what_the_check_wants():
     assert "def build(ctx)" in STUB_FIXTURE and "def data(ctx)" in STUB_FIXTURE
+
+
+def test_a_state_dir_that_cannot_be_written_is_one_line(tmp_path):
+    if os.geteuid() != 0:
+        pytest.fail("this test mounts a read-only tmpfs: run it as root (CI does)")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(ro)], check=True)
+    try:
+        matrix = project(str(tmp_path))
+        proc = tfcompat(["--matrix", matrix, "--state-dir", str(ro / "state"), "run"])
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+        assert "--state-dir: %s is not writable by this user" % ro in proc.stderr
+    finally:
+        subprocess.run(["umount", "-l", str(ro)], check=False)
