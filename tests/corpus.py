@@ -4,8 +4,10 @@ bench/robustness.py (which prints the counts for the README)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import subprocess
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STUB_FIXTURE = "def data(ctx):\n    pass\n\n\ndef build(ctx):\n    pass\n"
@@ -184,3 +186,16 @@ CASES = [
                                             _file_at("afile"))),
     ("state", "--reports is a file", _cli(["--reports", "TMP/afile", "report"], "--reports: ", _file_at("afile"))),
 ]
+
+
+@contextlib.contextmanager
+def tmpfs(where, options: str):
+    """A tmpfs mounted at `where` (root only: the fault tests need a small or read-only filesystem)."""
+    if os.geteuid() != 0:
+        raise RuntimeError("this test mounts a tmpfs: run it as root (CI does)")
+    os.makedirs(where, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], check=True)
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)

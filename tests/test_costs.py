@@ -75,23 +75,29 @@ def test_the_eta_starts_from_the_record_and_leans_on_what_is_seen():
     assert remaining(10, 10, 9.0, 3.0) == 0.0
 
 
-def test_plan_balances_shards_by_recorded_cost_and_predicts_the_wall_time(tmp_path):
-    (tmp_path / "fixtures").mkdir()
-    (tmp_path / "fixtures" / "control.py").write_text(STUB_FIXTURE)
-    envs = ["a", "b", "c", "d"]
-    (tmp_path / "matrix.yaml").write_text("version: 1\nenvironments:\n" + "".join(
-        '  - {id: %s, python: "3.11", tensorflow: "2.15.1", keras: bundled}\n' % e for e in envs)
-        + "fixtures: [control]\nformats: [h5]\n")
-    state = tmp_path / "state"
-    # a's checks cost 9x the others': it gets a machine of its own
-    per_check = {"a": 9.0, "b": 1.0, "c": 1.0, "d": 1.0}
-    write_run(state, "20240101-000000", {e: {"save_s": 2.0, "save_n": 1, "check_plain_s": per_check[e] * 4,
-                                             "check_n": 4} for e in envs})
+ENVS = ["a", "b", "c", "d"]
+
+
+def plan_with_costs(tmp_path, *args):
+    """`plan ARGS --json` of a 4-env matrix whose env a's checks were timed at 9x the others'."""
+    if not (tmp_path / "matrix.yaml").exists():
+        (tmp_path / "fixtures").mkdir()
+        (tmp_path / "fixtures" / "control.py").write_text(STUB_FIXTURE)
+        (tmp_path / "matrix.yaml").write_text("version: 1\nenvironments:\n" + "".join(
+            '  - {id: %s, python: "3.11", tensorflow: "2.15.1", keras: bundled}\n' % e for e in ENVS)
+            + "fixtures: [control]\nformats: [h5]\n")
+        per_check = {"a": 9.0, "b": 1.0, "c": 1.0, "d": 1.0}
+        write_run(tmp_path / "state", "20240101-000000", {
+            e: {"save_s": 2.0, "save_n": 1, "check_plain_s": per_check[e] * 4, "check_n": 4} for e in ENVS})
     proc = subprocess.run([sys.executable, "-m", "harness", "--matrix", str(tmp_path / "matrix.yaml"),
-                           "--state-dir", str(state), "plan", "--shards", "2", "--jobs", "1", "--json"],
+                           "--state-dir", str(tmp_path / "state"), "plan", *args],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    plan = json.loads(proc.stdout)
+    return proc.stdout
+
+
+def test_plan_balances_shards_by_recorded_cost_and_predicts_the_wall_time(tmp_path):
+    plan = json.loads(plan_with_costs(tmp_path, "--shards", "2", "--jobs", "1", "--json"))
     shards = plan["shards"]
     # a's 36 s of checks are more than a machine's share (48 s / 2): split in two parts by producer
     assert sorted(j["envs"] for j in shards["check"]["include"]) == ["a@a+c,b,d", "a@b+d,c"]
@@ -100,32 +106,16 @@ def test_plan_balances_shards_by_recorded_cost_and_predicts_the_wall_time(tmp_pa
     assert check["longest_s"] == 26.0 and check["total_s"] == 36.0 + 3 * 4.0 and check["ideal_s"] == 24.0
     assert shards["expected"]["wall_s"] == 26.0 + 4.0  # the longest save job, then the longest check job
     assert plan["expected"]["wall_s"] == 4 * 2.0 + 48.0  # one machine, one env at a time
-    text = subprocess.run([sys.executable, "-m", "harness", "--matrix", str(tmp_path / "matrix.yaml"),
-                           "--state-dir", str(state), "plan", "--jobs", "1"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120).stdout
+    text = plan_with_costs(tmp_path, "--jobs", "1")
     assert "expected on this machine (1 envs at once): 56 s (recorded costs)" in text
 
 
 def test_a_consumer_longer_than_a_machines_share_is_split_by_producer(tmp_path):
-    (tmp_path / "fixtures").mkdir()
-    (tmp_path / "fixtures" / "control.py").write_text(STUB_FIXTURE)
-    envs = ["a", "b", "c", "d"]
-    (tmp_path / "matrix.yaml").write_text("version: 1\nenvironments:\n" + "".join(
-        '  - {id: %s, python: "3.11", tensorflow: "2.15.1", keras: bundled}\n' % e for e in envs)
-        + "fixtures: [control]\nformats: [h5]\n")
-    state = tmp_path / "state"
-    per_check = {"a": 9.0, "b": 1.0, "c": 1.0, "d": 1.0}
-    write_run(state, "20240101-000000", {e: {"save_s": 2.0, "save_n": 1, "check_plain_s": per_check[e] * 4,
-                                             "check_n": 4} for e in envs})
-    proc = subprocess.run([sys.executable, "-m", "harness", "--matrix", str(tmp_path / "matrix.yaml"),
-                           "--state-dir", str(state), "plan", "--shards", "4", "--jobs", "1", "--json"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    shards = json.loads(proc.stdout)["shards"]
+    shards = json.loads(plan_with_costs(tmp_path, "--shards", "4", "--jobs", "1", "--json"))["shards"]
     units = [u for j in shards["check"]["include"] for u in j["envs"].split(",")]
     parts = [u for u in units if u.startswith("a@")]
     # a (36 s of checks) against an ideal of 12 s per machine: 4 parts (3 would leave one of 18 s),
     # every producer in one of them
-    assert len(parts) == 4 and sorted(p for u in parts for p in u[2:].split("+")) == envs
+    assert len(parts) == 4 and sorted(p for u in parts for p in u[2:].split("+")) == ENVS
     check = shards["expected"]["check"]
     assert check["longest_s"] <= 1.2 * check["ideal_s"], check

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from corpus import tmpfs
 
 pytestmark = pytest.mark.e2e
 
@@ -29,13 +30,8 @@ def cells(base):
 
 @pytest.fixture()
 def small_fs(tmp_path):
-    if os.geteuid() != 0:
-        pytest.fail("this test mounts a tmpfs: run it as root (CI does)")
-    where = tmp_path / "small"
-    where.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(where)], check=True)
-    yield where
-    subprocess.run(["umount", "-l", str(where)], check=False)
+    with tmpfs(tmp_path / "small", "size=600k") as where:
+        yield where
 
 
 def test_a_full_disk_stops_the_run_in_one_line_and_resume_completes(tmp_path, small_fs):

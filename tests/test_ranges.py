@@ -34,13 +34,19 @@ def test_range_needs_a_placeholder_in_the_id(fake_index, tmp_path):
         load_matrix(write(tmp_path, '  - {id: tfx, python: "3.11", tensorflow: ">=2.11", keras: bundled}'))
 
 
-def test_unreachable_index_is_one_clear_line(monkeypatch, tmp_path):
+@pytest.fixture
+def no_index(monkeypatch, tmp_path):
+    """An index URL nothing answers on (loopback port 9), and no cached answer."""
     monkeypatch.setenv("TFCOMPAT_INDEX_URL", "http://127.0.0.1:9/simple")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     index.forget()
+    yield
+    index.forget()
+
+
+def test_unreachable_index_is_one_clear_line(no_index, tmp_path):
     with pytest.raises(ConfigError, match="cannot list releases of tensorflow"):
         load_matrix(write(tmp_path, '  - {id: "tf{tensorflow}", python: "3.11", tensorflow: ">=2.11", keras: bundled}'))
-    index.forget()
 
 
 def test_latest_is_the_newest_release_and_tf_keras_match_follows_it(fake_index, tmp_path):
@@ -66,15 +72,9 @@ def test_an_exact_version_the_index_lacks_is_refused_with_the_nearest(fake_index
         load_matrix(write(tmp_path, '  - {id: x, python: "3.11", tensorflow: "2.16.2", keras: "3.2.0"}'))
 
 
-def test_an_unreachable_index_leaves_exact_versions_unverified(monkeypatch, tmp_path):
-    monkeypatch.setenv("TFCOMPAT_INDEX_URL", "http://127.0.0.1:9/simple")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    index.forget()
-    try:
-        m = load_matrix(write(tmp_path, '  - {id: x, python: "3.11", tensorflow: "2.15.1", keras: bundled}'))
-        assert m.env("x").tensorflow == "2.15.1" and m.unverified == ("tensorflow",)
-    finally:
-        index.forget()
+def test_an_unreachable_index_leaves_exact_versions_unverified(no_index, tmp_path):
+    m = load_matrix(write(tmp_path, '  - {id: x, python: "3.11", tensorflow: "2.15.1", keras: bundled}'))
+    assert m.env("x").tensorflow == "2.15.1" and m.unverified == ("tensorflow",)
 
 
 def test_a_release_without_a_wheel_for_the_python_is_refused(fake_index, tmp_path):
