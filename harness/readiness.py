@@ -206,7 +206,9 @@ def _fixture(fx: str, cells: list[Cell], a: str, b: str, envs: list[str], rec_of
     training = [c for c in movable if "weights" in c.keeps]
     # serving needs no re-save in B: the artifact made in A is what B serves
     serving = [c for c in cells if c.status in MOVABLE + ("serving-only",)]
-    serve_with = min(serving, key=_preference) if serving else None
+    # to serve, the format that needs no model code comes first
+    serve_with = min(serving, key=lambda c: (RANK[c.status], FORMATS[c.format][2] == "code", _preference(c))) \
+        if serving else None
     if training:
         best = training[0]
         whole = best.status == "ready" and "architecture" in best.keeps
