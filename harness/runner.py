@@ -471,6 +471,28 @@ class Runner:
             on_done=self.progress.task(env, phase, len(items), self._per_item(env, phase)) if items else None)
         return process.run(req) if items else process.WorkerOutcome()
 
+    # -- driving parts of a run (harness/scan.py drives these for a user's own artifacts) ------------
+    def save_items(self, env: str, items: list[dict]) -> None:
+        """Build `env` if needed and run these save-phase items there, offline (each item says what
+        the worker does: save a fixture, read a user's artifact, convert one)."""
+        self._ensure(env)
+        self._worker(env, "save", None, items, timeout=self.timeout, offline=True)
+
+    def check_consumers(self, consumers: list[str], extra: dict | None = None,
+                        todo: dict[str, list[dict]] | None = None) -> None:
+        """Run the check phase for `consumers`: the items the saves call for (or `todo`), each with
+        `extra` fields added."""
+        todo = todo if todo is not None else self._plan_checks(list(consumers))
+        for items in todo.values():
+            for item in items:
+                item.update(extra or {})
+        self.todo = todo
+        self._parallel(self._check, [e for e in consumers if todo.get(e)], "check")
+
+    def answered(self, producer: str, consumer: str, fx: str, fmt: str) -> bool:
+        """No check will run for this cell (excluded, cached, or its artifact needs none)."""
+        return self._answered(producer, consumer, fx, fmt)
+
     def _per_item(self, env: str, phase: str) -> float | None:
         est = self.costs.rate(env, phase, self.matrix.env(env).keras)
         return est.seconds if est is not None and est.recorded else None

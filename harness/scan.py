@@ -127,13 +127,8 @@ def scan(matrix: Matrix, a: str, targets: list[str], paths: list[str], state_dir
               "code_path": code_path or None, "inputs_path": os.path.abspath(inputs) if inputs else None,
               "migrate": bool(migrate)}
              for f in found]
-    runner._ensure(a)
-    runner._worker(a, "save", None, items, timeout=runner.timeout, offline=True)  # a user's file, read offline
-    todo = runner._plan_checks(list(envs))
-    for consumer_items in todo.values():
-        for item in consumer_items:
-            item.update(user_code=bool(code_path), allow_unsafe=allow_unsafe)
-    runner._parallel(runner._check, [e for e in envs if todo.get(e)], "check")
+    runner.save_items(a, items)  # a user's file, read once in A
+    runner.check_consumers(list(envs), extra={"user_code": bool(code_path), "allow_unsafe": allow_unsafe})
     runner.progress.close()
     recs = [r for r in records.assemble(runner.store, scan_matrix, sel)
             if r["producer"] == a and (r["fixture"], r["format"]) in {(f.name, f.format) for f in found}]
@@ -207,7 +202,7 @@ def _migrate(runner, scan_matrix: Matrix, r: readiness.Readiness, a: str, b: str
                           "out_dir": runner.store.artifact_dir(b, name, "keras"), "code_path": code_path or None})
     if not items:
         return
-    runner._worker(b, "save", None, items, timeout=runner.timeout, offline=True)
+    runner.save_items(b, items)
     metas = runner.store.read(b, "save").done
     specs = [FixtureSpec(name=n, path=code_path) for n in routes]
     checks = []
@@ -218,8 +213,7 @@ def _migrate(runner, scan_matrix: Matrix, r: readiness.Readiness, a: str, b: str
                            "tolerances": specs[0].tolerances(), "user_code": bool(code_path),
                            "allow_unsafe": allow_unsafe})
     if checks:
-        runner.todo = {b: checks}
-        runner._check(b)
+        runner.check_consumers([b], todo={b: checks})
     m = dataclasses.replace(scan_matrix, fixtures=list(scan_matrix.fixtures) + specs)
     recs = {x["fixture"]: x for x in records.assemble(runner.store, m, Selection((b,), tuple(routes), ("keras",)))}
     for name, (f, route) in routes.items():

@@ -78,7 +78,7 @@ def _split_consumers(runner, todo: list[str], cost: dict, n: int, jobs: int, cos
     out: dict = {}
     for e in todo:
         counts = {p: sum(1 for fx in runner.sel.fixtures for fmt in runner.sel.formats
-                         if not runner._answered(p, e, fx, fmt)) for p in runner.sel.envs}
+                         if not runner.answered(p, e, fx, fmt)) for p in runner.sel.envs}
         producers = [p for p in runner.sel.envs if counts[p]]
         k = min(len(producers), int(-(-cost[e] // target))) if target > 0 else 1
         if k <= 1:
