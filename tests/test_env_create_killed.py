@@ -1,6 +1,6 @@
-"""An env whose creation is killed halfway (tox and uv with it, as a closed terminal does) is found
-incomplete and built again by the next run, which then completes: real tox, uv and TensorFlow, in a
-tox work dir of the test's own (TFCOMPAT_TOX_WORKDIR)."""
+"""An env whose creation is killed halfway (tox and uv with it, as a closed terminal does, while
+packages are being installed) is found incomplete and built again by the next run, which then
+completes: real tox, uv and TensorFlow, in a tox work dir of the test's own (TFCOMPAT_TOX_WORKDIR)."""
 
 import glob
 import json
@@ -30,17 +30,17 @@ def test_a_creation_killed_halfway_is_rebuilt_by_the_next_run(tmp_path):
     p = subprocess.Popen(cmd(tmp_path), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                          start_new_session=True)
     deadline = time.time() + 600
-    # wait until the install is under way (the venv exists and packages are arriving), then kill it all
+    # wait until the install is under way (its packages are arriving in site-packages), then kill it all
     while time.time() < deadline and p.poll() is None:
-        found = glob.glob(os.path.join(site, "*"))
-        if len(found) > 5:
+        if glob.glob(os.path.join(site, "numpy*")) or glob.glob(os.path.join(site, "tensorflow*")):
             break
-        time.sleep(0.2)
+        time.sleep(0.02)
     assert p.poll() is None, "the run ended before its env was half built"
     os.killpg(p.pid, signal.SIGKILL)
     p.wait()
     state = tmp_path / "state" / "envs" / ("%s.json" % ENV)
     assert not state.exists()  # no env-state record: the env was never finished
+    assert (tmp_path / "tox" / (".%s.creating" % ENV)).exists()  # and its marker says so
     proc = subprocess.run(cmd(tmp_path), cwd=ROOT, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     record = json.loads(state.read_text())

@@ -40,12 +40,22 @@ class ToxBackend(Backend):
         want = self.wanted_state()
         recorded = self.recorded_state() or {}
         current = bool(recorded) and all(recorded.get(k) == v for k, v in want.items())
-        if current and os.path.exists(self.python()) and recorded.get("installed"):
+        # A creation that was killed (a closed terminal, kill -9: tox and uv with it) leaves a venv
+        # with packages half installed that tox would take as built: its marker says to rebuild.
+        marker = os.path.join(tox_workdir(self.root), ".%s.creating" % self.spec.id)
+        interrupted = os.path.exists(marker)
+        if current and not interrupted and os.path.exists(self.python()) and recorded.get("installed"):
             return False
-        rebuilt = not (current and os.path.exists(self.python()))
+        rebuilt = interrupted or not (current and os.path.exists(self.python()))
         if rebuilt:
-            self._tox(recreate=bool(recorded) and os.path.isdir(self.location()))
+            os.makedirs(os.path.dirname(marker), exist_ok=True)
+            with open(marker, "w") as fh:
+                fh.write("tfcompat is creating this env (pid %d); if this file stays, the creation was cut short "
+                         "and the next run rebuilds the env\n" % os.getpid())
+            self._tox(recreate=(bool(recorded) or interrupted) and os.path.isdir(self.location()))
         self.record_state(dict(want, installed=self.list_installed()))
+        if os.path.exists(marker):
+            os.remove(marker)
         return rebuilt
 
     def list_installed(self) -> dict:
