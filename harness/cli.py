@@ -294,14 +294,11 @@ def _readiness(args, matrix, state_dir: str, reports: str) -> int:
     """`readiness --from A --to B`: from a stored run, nothing is run. Exit 0 when every fixture kind
     can move, 1 when one cannot, 2 when the run holds no A->B cell at all."""
     from . import readiness, readiness_report, results, store
-    from .errors import ConfigError, MissingResults
+    from .errors import MissingResults
     from .records import annotate_expectations
 
+    matrix.require_envs([("--from", args.a), ("--to", args.b)])
     ids = [e.id for e in matrix.environments]
-    for flag, env in (("--from", args.a), ("--to", args.b)):
-        if env not in ids:
-            raise ConfigError(["%s: %r is not an env of %s; choose from: %s" % (flag, env, matrix.path,
-                                                                                 ", ".join(ids))])
     run_dir = _run_with(state_dir, args.run, (args.a, args.b))
     meta = store.read_run_meta(run_dir)
     path = os.path.join(run_dir, "results.jsonl")
@@ -313,7 +310,7 @@ def _readiness(args, matrix, state_dir: str, reports: str) -> int:
                         run_id=os.path.basename(run_dir))
     profile = " --profile %s" % args.profile if args.profile else ""
     rerun = "tfcompat%s run --only %s,%s" % (profile, args.a, args.b)
-    if len(r.missing) == 2 * len(r.cells) or all(c.status == "missing" for c in r.cells):
+    if all(c.status == "missing" for c in r.cells):
         raise MissingResults("readiness: run %s holds no %s -> %s cell; run them first: %s" % (
             os.path.basename(run_dir), args.a, args.b, rerun))
     md, html = readiness_report.write(r, reports, rerun)
@@ -352,19 +349,16 @@ def _scan(args, matrix, state_dir: str, reports: str) -> int:
 
 def _run_with(state_dir: str, run_id: str | None, envs: tuple[str, ...]) -> str:
     """The run dir: `run_id`, else the newest run whose selection holds every env, else the newest."""
+    from . import store
     from .errors import MissingResults
 
-    runs = os.path.join(state_dir, "runs")
     if run_id:
-        path = os.path.join(runs, run_id)
-        if not os.path.isfile(os.path.join(path, "run.json")):
-            raise MissingResults("--run: no run %s under %s" % (run_id, runs))
-        return path
-    names = sorted((n for n in os.listdir(runs) if os.path.isfile(os.path.join(runs, n, "run.json"))),
-                   reverse=True) if os.path.isdir(runs) else []
+        return store.run_dir_named(state_dir, run_id, "readiness --run")
+    runs = os.path.join(state_dir, "runs")
+    names = store.run_names(state_dir)[::-1]
     if not names:
         raise MissingResults("readiness: no run under %s yet; run the matrix first: tfcompat run --only %s"
-                            % (runs, ",".join(envs)))
+                             % (runs, ",".join(envs)))
     for name in names:
         try:
             with open(os.path.join(runs, name, "run.json")) as fh:

@@ -13,6 +13,7 @@ import json
 import os
 from dataclasses import dataclass, field
 
+from harness.errors import ConfigError
 from harness.matrix_check import SCHEMA_PATH, read_matrix  # noqa: F401  (re-exported for callers)
 from harness.matrix_defaults import DEFAULT_ATOL, DEFAULT_CHECK_TIMEOUT, DEFAULT_RTOL, KNOWN_FORMATS, WILDCARD  # noqa: F401
 
@@ -119,6 +120,14 @@ class Matrix:
             if spec.id == id:
                 return spec
         raise KeyError(id)
+
+    def require_envs(self, named: list[tuple[str, str]]) -> None:
+        """[(flag, env id)] given on the command line: ConfigError, one line each, for ids not in the matrix."""
+        ids = [e.id for e in self.environments]
+        bad = ["%s: %r is not an env of %s; choose from: %s" % (flag, env, self.path, ", ".join(ids))
+               for flag, env in named if env not in ids]
+        if bad:
+            raise ConfigError(bad)
 
     def fixture(self, name: str) -> FixtureSpec:
         """The fixture named `name`; KeyError if there is none."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from . import results
 from .backends.base import Launch, Launcher, Mount
 from .errors import TfcompatError
+from .worker.capture import DISK_FULL  # nothing is journaled for the item in flight
 
 WORKER_MAIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker", "main.py")
 
@@ -112,9 +113,6 @@ def merge_journals(journals: list[Journal]) -> Journal:
         out.ready = j.ready or out.ready
         out.readies += j.readies
     return out
-
-
-DISK_FULL = 28  # the worker's exit code when a write found no space (ENOSPC): nothing is journaled for the item
 
 
 class DiskFull(TfcompatError):

@@ -18,6 +18,8 @@ Advance = Callable[[str], None]
 class Lines:
     """Plain lines: what a log file or a CI console should get."""
 
+    shows_eta = False  # tasks' recorded per-item costs are not shown
+
     def __init__(self, say: Callable[[str], None]) -> None:
         self._say = say
 
@@ -35,6 +37,8 @@ class Lines:
 
 class Live(Lines):
     """rich.progress on the terminal; lines are printed above the bars."""
+
+    shows_eta = True
 
     def __init__(self) -> None:
         from rich.progress import (

@@ -38,6 +38,7 @@ STATUSES = {
     "missing": ("not run", "no record for this cell in the run"),
 }
 RANK = {s: i for i, s in enumerate(STATUSES)}
+LOADS = ("ready", "ready-with-remedy", "loses-state", "serving-only", "legacy-only")
 MOVABLE = ("ready", "ready-with-remedy")
 # The fixture kind's verdict, best first; exit code 0 only when every kind is ready or ready-with-changes.
 VERDICTS = {
@@ -81,6 +82,11 @@ class Cell:
         return self.status in MOVABLE and (not self.needs_round_trip or self.round_trip in ("pass", "pass-with-remedy"))
 
     @property
+    def loads(self) -> bool:
+        """Whether some loader got it back in B (there is a load call to show)."""
+        return self.status in LOADS
+
+    @property
     def keeps(self) -> tuple:
         return FORMATS[self.format][1]
 
@@ -112,8 +118,13 @@ class Readiness:
     skipped: list = field(default_factory=list)  # a scan's [(path, why)] not scanned
 
     @property
+    def can_move(self) -> int:
+        """How many fixture kinds (or artifacts) can move."""
+        return sum(1 for f in self.fixtures if f.verdict in CAN_MOVE)
+
+    @property
     def exit_code(self) -> int:
-        return 0 if all(f.verdict in CAN_MOVE for f in self.fixtures) else 1
+        return 0 if self.can_move == len(self.fixtures) else 1
 
 
 def classify(rec: dict | None) -> tuple[str, dict]:

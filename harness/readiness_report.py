@@ -8,7 +8,7 @@ import os
 import jinja2
 from markupsafe import Markup
 
-from .readiness import CAN_MOVE, SAVE_CODE, STATUSES, VERDICTS, Cell, Readiness
+from .readiness import SAVE_CODE, STATUSES, VERDICTS, Cell, Readiness
 from .report import TEMPLATES, _asset
 
 # status -> the grid's colour class
@@ -56,10 +56,9 @@ def lines(r: Readiness) -> list[str]:
 
 
 def markdown(r: Readiness, rerun: str | None = None) -> str:
-    ready = sum(1 for f in r.fixtures if f.verdict in CAN_MOVE)
     kind = "artifacts" if r.labels else "fixture kinds"
     md = ["# Upgrade readiness: %s -> %s%s" % (r.a, r.b, " (your models)" if r.labels else ""), "",
-          "Run `%s`. %d of %d %s can move (exit code %d)." % (r.run_id, ready, len(r.fixtures), kind,
+          "Run `%s`. %d of %d %s can move (exit code %d)." % (r.run_id, r.can_move, len(r.fixtures), kind,
                                                              r.exit_code), ""]
     if r.labels:
         md += ["Artifacts:", ""] + ["- `%s`: `%s`" % kv for kv in r.labels.items()] + [""]
@@ -99,9 +98,7 @@ def markdown(r: Readiness, rerun: str | None = None) -> str:
                 continue
             md.append("| `%s` | %s | %s | %s | %s |" % (
                 c.format, _label(c, r) + (" (lost: %s)" % ", ".join(c.lost) if c.lost else ""),
-                _md_text(c.error, c.references), "`%s`" % _one_line(c.load_code())
-                if c.status not in ("breaks", "wrong-output", "cannot-save", "not-applicable", "missing",
-                                    "unknown") else "-",
+                _md_text(c.error, c.references), "`%s`" % _one_line(c.load_code()) if c.loads else "-",
                 (c.cost or "nothing") if c.remedy else "-") + (" %s |" % (c.round_trip or "not run") if trip else ""))
     md += ["", "## How to read this", ""]
     md += ["- **%s**: %s" % (label, meaning) for label, meaning in STATUSES.values()]
@@ -163,14 +160,12 @@ def _view(r: Readiness, rerun: str | None) -> dict:
     fixtures = []
     for f in r.fixtures:
         rows = [{"c": c, "label": _label(c, r), "meaning": STATUSES[c.status][1],
-                 "colour": COLOURS[c.status], "code": c.load_code()
-                 if c.status not in ("breaks", "wrong-output", "cannot-save", "not-applicable", "missing", "unknown")
-                 else None} for c in r.cells if c.fixture == f.name]
+                 "colour": COLOURS[c.status], "code": c.load_code() if c.loads else None}
+                for c in r.cells if c.fixture == f.name]
         fixtures.append({"f": f, "verdict": "%s: %s." % VERDICTS[f.verdict], "label": VERDICTS[f.verdict][0],
                          "rows": rows,
                          "save": SAVE_CODE.get(f.move_with.format) if f.move_with else None,
                          "via_save": SAVE_CODE.get(f.via["then"].format) if f.via else None})
-    ready = sum(1 for f in r.fixtures if f.verdict in CAN_MOVE)
-    return {"r": r, "fixtures": fixtures, "ready": ready, "rerun": rerun, "kind": "artifacts" if r.labels
+    return {"r": r, "fixtures": fixtures, "ready": r.can_move, "rerun": rerun, "kind": "artifacts" if r.labels
             else "fixture kinds",
             "legend": [(COLOURS[s], label, meaning) for s, (label, meaning) in STATUSES.items()]}

@@ -7,6 +7,7 @@ All state lives in the run dir and its journals, so an interrupted run resumes w
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import os
 import threading
@@ -135,7 +136,6 @@ class Runner:
         self.state_dir = where.state_dir
         # The result cache: what an unchanged cell key already gave is reused, never recomputed.
         self.cache = ResultCache(where.state_dir)
-        self.costs = Costs.load(where.state_dir)  # recorded seconds per item: the live display's ETA
         self.refresh = set(refresh)  # envs whose artifacts and cells are recomputed whatever the cache says
         self.fx_hash = {fx: fixture_hash(matrix.fixture(fx).path) for fx in selection.fixtures}
         self.fps: dict[str, str | None] = {}
@@ -493,7 +493,14 @@ class Runner:
         """No check will run for this cell (excluded, cached, or its artifact needs none)."""
         return self._answered(producer, consumer, fx, fmt)
 
+    @functools.cached_property
+    def costs(self) -> Costs:
+        """Recorded seconds per item (every run.json of the state dir, read when first needed)."""
+        return Costs.load(self.state_dir)
+
     def _per_item(self, env: str, phase: str) -> float | None:
+        if not self.progress.shows_eta:
+            return None  # plain lines show no ETA: no need to read every run's costs
         est = self.costs.rate(env, phase, self.matrix.env(env).keras)
         return est.seconds if est is not None and est.recorded else None
 

@@ -99,11 +99,7 @@ def scan(matrix: Matrix, a: str, targets: list[str], paths: list[str], state_dir
     """Reference in A, checks in A and every target; returns {run_dir, records, found, skipped, by_target}."""
     from .runner import Runner
 
-    ids = [e.id for e in matrix.environments]
-    for flag, env in [("--from", a)] + [("--to", t) for t in targets]:
-        if env not in ids:
-            raise ConfigError(["%s: %r is not an env of %s; choose from: %s" % (flag, env, matrix.path,
-                                                                                 ", ".join(ids))])
+    matrix.require_envs([("--from", a)] + [("--to", t) for t in targets])
     for flag, path in (("--code", code), ("--inputs", inputs)):
         if path and not os.path.isfile(path):
             raise ConfigError(["%s: no file %s" % (flag, path)])

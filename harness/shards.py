@@ -33,7 +33,7 @@ def shard_plan(runner, n: int, run_id: str | None = None, jobs: int = 2, cache: 
     from .runner import plan_id, shard_groups
 
     cache = cache or runner.cache_plan()
-    costs = Costs.load(runner.state_dir)
+    costs = runner.costs
     n = max(1, min(n, MAX_JOBS))
     out: dict = {"plan_id": plan_id(runner.matrix, runner.sel),
                  "run_id": run_id or "%s-%s" % (datetime.datetime.now().strftime("%Y%m%d-%H%M%S"),

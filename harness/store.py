@@ -208,10 +208,16 @@ def new_run_dir(state_dir: str) -> tuple[str, str]:
     return os.path.basename(run_dir), run_dir
 
 
+def run_names(state_dir: str) -> list[str]:
+    """The runs under `state/runs` (those with a run.json), oldest first."""
+    runs = os.path.join(state_dir, "runs")
+    return sorted(n for n in os.listdir(runs) if os.path.isfile(os.path.join(runs, n, "run.json"))) \
+        if os.path.isdir(runs) else []
+
+
 def latest_run_dir(state_dir: str, flag: str = "--resume") -> str:
     runs = os.path.join(state_dir, "runs")
-    names = sorted(n for n in os.listdir(runs) if os.path.isfile(os.path.join(runs, n, "run.json"))) \
-        if os.path.isdir(runs) else []
+    names = run_names(state_dir)
     if not names:
         raise MissingResults("%s: no earlier run under %s; start one with `tfcompat run`" % (flag, runs))
     return os.path.join(runs, names[-1])
@@ -224,8 +230,7 @@ def run_dir_named(state_dir: str, name: str, flag: str) -> str:
     runs = os.path.join(state_dir, "runs")
     path = os.path.join(runs, name)
     if os.sep in name or name in (".", "..") or not os.path.isfile(os.path.join(path, "run.json")):
-        known = sorted(n for n in os.listdir(runs) if os.path.isfile(os.path.join(runs, n, "run.json"))) \
-            if os.path.isdir(runs) else []
+        known = run_names(state_dir)
         raise MissingResults("%s: no run %r under %s%s" % (flag, name, runs, "; the newest: " + ", ".join(
             known[-3:]) if known else "; start one with `tfcompat run`"))
     return path

@@ -204,7 +204,7 @@ def test_cli_bad_input_is_one_line(stored):
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert "--from: 'nosuch' is not an env of" in proc.stderr and "choose from: old, new, mid, later" in proc.stderr
     proc = tfcompat(stored, "readiness", "--from", A, "--to", B, "--run", "R9")
-    assert proc.returncode == 2 and "--run: no run R9 under" in proc.stderr
+    assert proc.returncode == 2 and "readiness --run: no run 'R9' under" in proc.stderr
     # a run that holds no A->B cell: nothing to report, and the command that would make them
     proc = tfcompat(stored, "readiness", "--from", B, "--to", "later")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr

@@ -16,6 +16,19 @@ KNOWN_NATIVE = re.compile(
     r"[Ss]kipping (loading )?(of )?weights|were not (loaded|used)|Value in checkpoint", re.I)
 
 
+DISK_FULL = 28  # the worker's exit code when a write found no space: the orchestrator stops the run
+
+
+def disk_full(exc):
+    """Whether an exception is a full disk (or quota, or file-size limit), however the library words it."""
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return True
+    text = str(exc)
+    return "No space left on device" in text or "Disk quota exceeded" in text or "File too large" in text
+
+
 class Captured(object):
     """Context manager collecting the warnings raised inside it (every one, deduplicated).
 

@@ -29,19 +29,6 @@ def _journal(path):
     return write
 
 
-DISK_FULL = 28  # exit code: a write found no space; the orchestrator stops the run, --resume redoes the item
-
-
-def disk_full(exc):
-    """Whether an exception is a full disk (or quota, or file-size limit), however the library words it."""
-    import errno
-
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        return True
-    text = str(exc)
-    return "No space left on device" in text or "Disk quota exceeded" in text or "File too large" in text
-
-
 def _interfaces():
     """Network interfaces this process can see (asks the kernel, so it honours namespaces)."""
     import socket
@@ -64,12 +51,20 @@ def _pause(pause, text):
         time.sleep(float(os.environ.get("TFCOMPAT_WORKER_PAUSE_S", "60")))
 
 
+def _package_root():
+    # -I keeps this script's dir off sys.path; put back only the worker's own package root.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if root not in sys.path:
+        sys.path.insert(0, root)
+
+
 def main(argv):
+    _package_root()
+    from worker.capture import DISK_FULL, disk_full
+
     with open(argv[1]) as fh:
         job = json.load(fh)
     write = _journal(job["journal"])
-    # -I keeps this script's dir off sys.path; put back only the worker's own package root.
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     # Warnings from TF's C++ runtime go to the worker log; checks attach the known ones to cells.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     t0 = time.time()
@@ -126,6 +121,9 @@ def main(argv):
     return 0
 
 if __name__ == "__main__":
+    _package_root()
+    from worker.capture import DISK_FULL, disk_full
+
     try:
         sys.exit(main(sys.argv))
     except Exception as exc:  # a full disk before the first item (the journal's ready line)

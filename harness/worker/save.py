@@ -8,7 +8,7 @@ import os
 import shutil
 
 from . import formats
-from .capture import Captured, describe
+from .capture import Captured, describe, disk_full
 from .context import load_fixture
 
 TRAIN_EPOCHS = 3
@@ -66,12 +66,6 @@ def class_paths(model, names):
     return out
 
 
-def _disk_full(exc):
-    from .main import disk_full
-
-    return disk_full(exc)
-
-
 def predict(model, x):
     return model.predict(x, verbose=0)
 
@@ -114,7 +108,7 @@ def save_item(ctx, item):
             model.train_on_batch(x_train[:8], y_train[:8])
             resumed = predict(model, x_eval)
         except Exception as exc:
-            if _disk_full(exc):
+            if disk_full(exc):
                 raise  # not a save-error of the format: the worker stops, and --resume saves it again
             meta.update(status="save-error", **describe(exc))
             meta["warnings"] = cap.messages
