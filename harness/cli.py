@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 from .errors import TfcompatError
+from .matrix_defaults import RESAVED
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -178,7 +179,8 @@ def _dispatch(args) -> int:
     for flag, path in (("--state-dir", state_dir), ("--reports", reports)):
         store.check_folder(path, flag)
     if args.command == "plan":
-        sel = rn.select(matrix, _split(args.only), _split(args.fixtures), _split(args.formats))
+        sel = rn.select(matrix, _split(args.only), _split(args.fixtures), _split(args.formats),
+                        variants=not args.shards)
         from .shards import shard_plan
 
         runner = rn.Runner(matrix, sel, os.path.join(state_dir, "runs", "plan"), log=lambda line: None)
@@ -266,7 +268,7 @@ def _stage(args, matrix, state_dir: str) -> int:
     from . import runner as rn
     from .shards import stage_group
 
-    sel = rn.select(matrix, _split(args.only), _split(args.fixtures), _split(args.formats))
+    sel = rn.select(matrix, _split(args.only), _split(args.fixtures), _split(args.formats), variants=False)
     run_id = args.run_id or "plan-" + rn.plan_id(matrix, sel)
     run_dir = os.path.join(state_dir, "runs", run_id)
     probe = rn.Runner(matrix, sel, run_dir, backend=args.backend, log=lambda line: None)
@@ -305,7 +307,9 @@ def _readiness(args, matrix, state_dir: str, reports: str) -> int:
     records = list(results.read(path)) if os.path.exists(path) else []
     annotate_expectations(records, matrix)
     sel = meta.get("selection") or {}
-    r = readiness.build(records, args.a, args.b, list(sel.get("fixtures") or [f.name for f in matrix.fixtures]),
+    # Fixture kinds only: a re-save variant is a path through a third env, which `via` already reads.
+    kinds = [f for f in sel.get("fixtures") or [f.name for f in matrix.fixtures] if RESAVED not in f]
+    r = readiness.build(records, args.a, args.b, kinds,
                         list(sel.get("formats") or matrix.formats), list(sel.get("envs") or ids),
                         run_id=os.path.basename(run_dir))
     profile = " --profile %s" % args.profile if args.profile else ""
@@ -388,7 +392,7 @@ def _merge(args, matrix, state_dir: str, reports: str) -> int:
     from .shards import merge, selection_of
 
     _lock(state_dir, "merge")
-    sel = rn.select(matrix, None, None, None)
+    sel = rn.select(matrix, None, None, None, variants=False)
     fresh = {"plan_id": rn.plan_id(matrix, sel), "selection": sel.__dict__, "worker_version": rn.WORKER_VERSION,
              "matrix_path": matrix.path, "backend": "tox", "fixtures": list(sel.fixtures),
              "formats": list(sel.formats), "tfcompat_version": rn.__version__}

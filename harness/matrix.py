@@ -11,11 +11,11 @@ import dataclasses
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from harness.errors import ConfigError
 from harness.matrix_check import SCHEMA_PATH, read_matrix  # noqa: F401  (re-exported for callers)
-from harness.matrix_defaults import DEFAULT_ATOL, DEFAULT_CHECK_TIMEOUT, DEFAULT_RTOL, KNOWN_FORMATS, WILDCARD  # noqa: F401
+from harness.matrix_defaults import DEFAULT_ATOL, DEFAULT_CHECK_TIMEOUT, DEFAULT_RTOL, KNOWN_FORMATS, RESAVED, WILDCARD  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,16 @@ class FixtureSpec:
     path: str  # absolute path of the .py module
     atol: float = DEFAULT_ATOL
     rtol: float = DEFAULT_RTOL
+    # Also run its re-save variants (A's artifact loaded and saved again in B): True for every env as
+    # A, or the env ids that are A.
+    resave: bool | tuple[str, ...] = False
+    origin: str | None = None  # a re-save variant: the env whose artifact is loaded and saved again
+    base: str | None = None  # a re-save variant: the fixture it re-saves
+
+    @property
+    def module(self) -> str:
+        """The fixture module's name: a variant loads its base fixture's module."""
+        return self.base or self.name
 
     def tolerances(self) -> dict:
         """Every tolerance a check of this fixture uses; each record carries them."""
@@ -130,11 +140,30 @@ class Matrix:
             raise ConfigError(bad)
 
     def fixture(self, name: str) -> FixtureSpec:
-        """The fixture named `name`; KeyError if there is none."""
+        """The fixture named `name`, or a re-save variant `base~origin`; KeyError if there is none."""
+        base, _, origin = name.partition(RESAVED)
         for spec in self.fixtures:
-            if spec.name == name:
-                return spec
+            if spec.name == base:
+                if not origin:
+                    return spec
+                if origin in self.origins(spec):
+                    return replace(spec, name=name, resave=False, origin=origin, base=base)
         raise KeyError(name)
+
+    def variants(self, fixtures: tuple[str, ...], envs: tuple[str, ...]) -> tuple[str, ...]:
+        """The selection's fixtures followed by the re-save variants of those that ask for them,
+        one per origin env in `envs` (the original must be made in this run)."""
+        out = [f for f in fixtures if RESAVED not in f]
+        for fx in list(out):
+            origins = self.origins(self.fixture(fx))
+            out += ["%s%s%s" % (fx, RESAVED, env) for env in envs if env in origins]
+        return tuple(out)
+
+    def origins(self, spec: FixtureSpec) -> list[str]:
+        """The envs whose artifacts of this fixture are saved again by the others (its `resave`)."""
+        if spec.resave is True:
+            return [e.id for e in self.environments]
+        return list(spec.resave or ())
 
     def exclusion_for(self, producer: str, consumer: str, fixture: str, fmt: str) -> dict | None:
         """The first exclusion covering this cell, or None. Same-env cells always run: a failure
@@ -188,7 +217,8 @@ def load_matrix(path: str, *, check_fixture_files: bool = True) -> Matrix:
     return Matrix(
         path=os.path.abspath(path),
         environments=[EnvSpec(**env) for env in data["environments"]],
-        fixtures=[FixtureSpec(**fx) for fx in data["fixtures"]],
+        fixtures=[FixtureSpec(**dict(fx, resave=tuple(fx["resave"]) if isinstance(fx.get("resave"), list)
+                                     else fx.get("resave", False))) for fx in data["fixtures"]],
         formats=data["formats"],
         exclusions=data["exclusions"],
         expectations=data["expectations"],

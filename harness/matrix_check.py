@@ -156,7 +156,7 @@ def _non_finite(value: Any, at: list):
 
 # Rules the schema states (so editors and other tools see them) that the checks below also make, with
 # a message that names the duplicate, the outcomes or the date format: one line per mistake.
-_CHECKED_HERE = {("uniqueItems", "formats"), ("enum", "outcome"), ("pattern", "expires")}
+_CHECKED_HERE = {("uniqueItems", "formats"), ("enum", "outcome"), ("pattern", "expires"), ("type", "resave")}
 
 
 def _said_by_the_checks(error: jsonschema.ValidationError) -> bool:
@@ -288,7 +288,7 @@ class _Checker:
         raw_envs = _as_list(data.get("environments"))
         environments = self.environments(raw_envs, defaults, default_pins)
         raw_fixtures = _as_list(data.get("fixtures"))
-        fixtures = self.fixtures(raw_fixtures)
+        fixtures = self.fixtures(raw_fixtures, [e["id"] for e in environments])
         formats = _as_list(data.get("formats"))
         for i, fmt in enumerate(formats):
             if fmt in formats[:i]:
@@ -526,7 +526,7 @@ class _Checker:
             return False
         return True
 
-    def fixtures(self, raw_fixtures: list) -> list[dict]:
+    def fixtures(self, raw_fixtures: list, env_ids: list[str]) -> list[dict]:
         fixtures = []
         seen: set[str] = set()
         for i, raw in enumerate(raw_fixtures):
@@ -544,9 +544,26 @@ class _Checker:
             path = self.fixture_path(name, entry, at)
             if path is not None and self.check_fixture_files and not self.fixture_module(path, at):
                 continue
+            resave = self.resave(entry.get("resave", False), at + ["resave"], env_ids)
+            if resave is None:
+                continue
             if path is not None and atol is not None and rtol is not None:
-                fixtures.append({"name": name, "path": path, "atol": atol, "rtol": rtol})
+                fixtures.append({"name": name, "path": path, "atol": atol, "rtol": rtol, "resave": resave})
         return fixtures
+
+    def resave(self, value: Any, at: list, env_ids: list[str]) -> bool | list | None:
+        """False, True (every env is an origin) or a list of the env ids that are; None if wrong."""
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            unknown = [v for v in value if v not in env_ids]
+            if unknown:
+                self.add(at, f"unknown environment {unknown[0]!r}; choose from: {', '.join(env_ids)}")
+                return None
+            return value
+        self.add(at, f"{value!r} is not true, false or a list of environment ids; write resave: true (every env "
+                     "is an origin) or resave: [tf2.15]")
+        return None
 
     def fixture_module(self, path: str, at: list) -> bool:
         """The module parses and defines build() and data(), found without importing it (nor TF)."""

@@ -9,3 +9,4 @@ DEFAULT_ATOL = 1e-5
 DEFAULT_RTOL = 1e-5
 DEFAULT_CHECK_TIMEOUT = 300.0
 WILDCARD = "*"
+RESAVED = "~"  # a re-save variant's name: <fixture>~<origin env>

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 
 from . import results
-from .worker.formats import FORMATS
+from .worker.formats import FORMATS, USER_CALL
 from .worker.remedies import BY_NAME, parts
 
 LEGACY = {"legacy_keras"}
@@ -281,16 +281,11 @@ def _first_line(text: str | None) -> str | None:
 
 # ---- the code a user pastes ------------------------------------------------------------------
 
-SAVE_CODE = {
-    "h5": 'model.save("model.h5")',
-    "keras": 'model.save("model.keras")',
-    "savedmodel": 'model.save("savedmodel", save_format="tf")',
-    "export": 'model.export("export")',
-    "weights_h5": 'model.save_weights("weights.h5")',
-    "weights": 'model.save_weights("model.weights.h5")',
-    "tf_savedmodel": 'tf.saved_model.save(model, "tf_savedmodel")',
-    "checkpoint": 'tf.train.Checkpoint(model=model, optimizer=model.optimizer).write("ckpt/model")',
-}
+# The working save call per format: the user's call, except a Keras 2 SavedModel, which wants the
+# format named when the path could be read as a file name.
+SAVE_CODE = dict(USER_CALL, savedmodel='model.save("savedmodel", save_format="tf")',
+                 json='open("model.json", "w").write(model.to_json()); model.save_weights("weights.h5")',
+                 tf_weights='model.save_weights("tf_weights/weights", save_format="tf")')
 
 
 def load_code(fmt: str, rung: str | None, loader: str | None, where: str | None = None) -> str:
@@ -302,7 +297,15 @@ def load_code(fmt: str, rung: str | None, loader: str | None, where: str | None 
         return 'layer = keras.layers.TFSMLayer(%s, call_endpoint="serving_default")  # inference only' % path
     if "tf_saved_model_load" in names or kind == "serving":
         return 'serve = tf.saved_model.load(%s).signatures["serving_default"]  # inference only' % path
+    if kind == "json":
+        module = "tf_keras" if "legacy_keras" in names else "keras"
+        co = ", custom_objects={...}" if "custom_objects" in names else ""
+        return ('model = %s.models.model_from_json(open(%s).read()%s)\n'
+                'model.load_weights("weights.h5")  # the weights file saved beside it' % (module, path, co))
     if kind == "code":
+        if "legacy_keras" in names:
+            return ("import tf_keras  # pip install tf-keras; build the model with tf_keras\n"
+                    "model = build_model()  # your model code\nmodel.load_weights(%s)" % path)
         if fmt == "checkpoint":
             return ("model = build_model()  # your model code\n"
                     "tf.train.Checkpoint(model=model, optimizer=model.optimizer).restore(%s)" % path)

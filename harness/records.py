@@ -24,9 +24,11 @@ FIELDS: dict[str, Any] = {"schema": None, "tolerances": None, "run_id": None, "w
           "warnings": {"save": [], "load": []}, "hint": None, "versions": {}, "duration_s": 0.0,
           "checks": {}, "control_failed": False, "expectation": None, "tf_imports": {}, "promises": [],
           "reason": None, "source": None, "save_error_kind": None, "harness_defect": None,
-          "backends": {}, "network": None, "cached": False, "cached_from": None}
+          "backends": {}, "network": None, "cached": False, "cached_from": None, "refusal": None,
+          "resaved": None}
 
 PHASES = ("check-plain", "check-remedies")
+OWN_FILES = "a re-save variant's origin env saves nothing again: its own files are the fixture's own cells"
 
 
 def assemble(store: RunStore, matrix: Matrix, sel: Selection) -> list[dict]:
@@ -50,7 +52,8 @@ def assemble(store: RunStore, matrix: Matrix, sel: Selection) -> list[dict]:
                         "backends": {"producer": run_backends.get(producer)}}
                 meta = metas.get((producer, fx, fmt))
                 if (producer, fx, fmt) in lost or (meta is not None and meta.get("status") == "save-error"):
-                    out.append(_save_error(base, meta, lost.get((producer, fx, fmt)), versions))
+                    out.append(_save_error(dict(base, resaved=resaved(meta)), meta, lost.get((producer, fx, fmt)),
+                                           versions))
                     continue
                 for consumer in sel.envs:
                     cached = reused_cells.get(check_key(producer, consumer, fx, fmt))
@@ -69,6 +72,7 @@ def assemble(store: RunStore, matrix: Matrix, sel: Selection) -> list[dict]:
                     errors = {**env_errors, **({consumer: check_errors[consumer]}
                                                if consumer in check_errors else {})}
                     rec.update(_cell(matrix, errors, journals, producer, consumer, fx, fmt, meta))
+                    rec["resaved"] = resaved(meta)
                     out.append(_complete(rec))
     _mark_control(out)
     annotate_expectations(out, matrix)
@@ -86,14 +90,18 @@ def _cell(matrix: Matrix, env_errors: dict, journals: dict, producer: str, consu
         where = "%s: exclusions[%d]" % (os.path.basename(matrix.path), matrix.exclusions.index(excluded))
         return {"outcome": "not-applicable", "reason": excluded.get("reason") or "excluded", "source": where,
                 "message": "excluded in %s: %s" % (where, excluded.get("reason"))}
+    if meta is None and matrix.fixture(fx).origin == producer:
+        return {"outcome": "not-applicable", "reason": OWN_FILES, "source": "tfcompat: re-save variants",
+                "message": OWN_FILES}
     if meta is None:
         return {"outcome": "harness-error", "message": "the save phase recorded nothing for this artifact",
                 "harness_defect": "no save result and no recorded failure for %s/%s/%s" % (producer, fx, fmt)}
     save_warnings = list(meta.get("warnings") or [])
     if meta.get("status") == "not-applicable":
+        refusal = meta.get("refusal")
         return {"outcome": "not-applicable", "reason": meta.get("reason"), "source": meta.get("source"),
-                "message": "%s (%s)" % (meta.get("reason"), meta.get("source")),
-                "warnings": {"save": save_warnings, "load": []}}
+                "message": "%s (%s)%s" % (meta.get("reason"), meta.get("source"), refusal_text(refusal)),
+                "refusal": refusal, "warnings": {"save": save_warnings, "load": []}}
     key = check_key(producer, consumer, fx, fmt)
     attempts: list[dict] = []
     duration = 0.0
@@ -129,6 +137,25 @@ def _cell(matrix: Matrix, env_errors: dict, journals: dict, producer: str, consu
     verdict.update(attempts=attempts, warnings={"save": save_warnings, "load": load_warnings},
                    duration_s=round(duration, 3))
     return verdict
+
+
+def resaved(meta: dict | None) -> dict | None:
+    """A re-save variant's artifact: whose original it is, and how this env loaded it to save it."""
+    if not meta or not meta.get("origin"):
+        return None
+    return {"origin": meta["origin"], "loaded_with": meta.get("loaded_with"), "tried": meta.get("tried") or [],
+            "keras_version": meta.get("keras_version")}
+
+
+def refusal_text(refusal: dict | None) -> str:
+    """What the framework said when the user's call for a not-applicable format was made anyway."""
+    if not refusal:
+        return ""
+    if refusal.get("refused"):
+        return ". Tried anyway, `%s` raises %s: %s" % (refusal["call"], refusal.get("error_type"),
+                                                        refusal.get("message"))
+    return ". Tried anyway, `%s` raises nothing and writes %s instead" % (
+        refusal["call"], ", ".join(refusal.get("wrote") or []) or "nothing")
 
 
 def _failure_attempt(event: dict, phase: str) -> dict:

@@ -63,7 +63,7 @@ DETAIL_KEYS = (
     "producer", "consumer", "fixture", "format", "outcome", "remedy", "remedy_cost", "lost",
     "max_abs_diff", "max_rel_diff", "error_type", "message", "hint", "checks", "promises",
     "control_failed", "expectation", "same_env", "duration_s", "tf_imports", "reason", "source",
-    "save_error_kind", "harness_defect", "backends", "network",
+    "save_error_kind", "harness_defect", "backends", "network", "refusal", "resaved",
 )
 ATTEMPT_KEYS = ("remedy", "ok", "outcome", "error_type", "message", "lost", "max_abs_diff", "max_rel_diff",
                 "restore", "harness_defect", "fixtures_absent", "phase")

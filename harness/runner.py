@@ -42,8 +42,11 @@ class RunState:
 
 
 def select(matrix: Matrix, only: list[str] | None, fixtures: list[str] | None,
-           formats: list[str] | None) -> Selection:
-    """Validate a CLI selection against the matrix; every unknown name is one line."""
+           formats: list[str] | None, *, variants: bool = True) -> Selection:
+    """Validate a CLI selection against the matrix; every unknown name is one line.
+
+    The re-save variants of the selected fixtures that ask for them follow (`variants=False`: a
+    staged run, whose shards cannot reach every env's artifacts, leaves them out)."""
     problems = []
     env_ids = [e.id for e in matrix.environments]
     fx_names = [f.name for f in matrix.fixtures]
@@ -61,6 +64,8 @@ def select(matrix: Matrix, only: list[str] | None, fixtures: list[str] | None,
                     pick(formats, list(matrix.formats), "--formats", "format"))
     if problems:
         raise ConfigError(problems)
+    if variants:
+        sel = Selection(sel.envs, matrix.variants(sel.fixtures, sel.envs), sel.formats)
     return sel
 
 
@@ -179,7 +184,10 @@ class Runner:
         fp = self.fps.get(env)
         if fp is None or env in self.refresh:
             return None
-        key = artifact_key(fp, self.fx_hash[fx], fmt)
+        fx_key = self._fx_key(fx)
+        if fx_key is None:
+            return None
+        key = artifact_key(fp, fx_key, fmt)
         # Looked up once per key and run: the planning loops ask for every producer's artifact once
         # per consumer, and each lookup walks the artifact's files to check its digest.
         if key not in self.seen:
@@ -187,10 +195,23 @@ class Runner:
         return self.seen[key]
 
     def cell_key(self, producer: str, consumer: str, fx: str, fmt: str) -> str | None:
-        fp, fc = self.fps.get(producer), self.fps.get(consumer)
-        if fp is None or fc is None:
+        fp, fc, fx_key = self.fps.get(producer), self.fps.get(consumer), self._fx_key(fx)
+        if fp is None or fc is None or fx_key is None:
             return None
-        return cell_key(fp, fc, self.fx_hash[fx], fmt, self.matrix.fixture(fx).tolerances(), self.timeout)
+        return cell_key(fp, fc, fx_key, fmt, self.matrix.fixture(fx).tolerances(), self.timeout)
+
+    def makes(self, env: str, fx: str) -> bool:
+        """Whether `env` makes artifacts of `fx`: not of a re-save variant of its own files."""
+        return self.matrix.fixture(fx).origin != env
+
+    def _fx_key(self, fx: str) -> str | None:
+        """The fixture's part of a cache key; a re-save variant's also holds its origin env's
+        fingerprint (its artifacts are made from the origin's)."""
+        origin = self.matrix.fixture(fx).origin
+        if origin is None:
+            return self.fx_hash[fx]
+        fp = self.fps.get(origin)
+        return None if fp is None or origin in self.refresh else "%s@%s" % (self.fx_hash[fx], fp)
 
     def cached_cell(self, producer: str, consumer: str, fx: str, fmt: str) -> dict | None:
         key = self.cell_key(producer, consumer, fx, fmt)
@@ -210,7 +231,8 @@ class Runner:
             checks = [0, 0]
             for fx in self.sel.fixtures:
                 for fmt in self.sel.formats:
-                    arts[0 if self.cached_artifact(env, fx, fmt) else 1] += 1
+                    if self.makes(env, fx):
+                        arts[0 if self.cached_artifact(env, fx, fmt) else 1] += 1
                     for producer in self.sel.envs:
                         checks[0 if self._answered(producer, env, fx, fmt) else 1] += 1
             out[env] = {"artifacts": arts, "checks": checks}
@@ -221,7 +243,7 @@ class Runner:
             return True
         for fx in self.sel.fixtures:
             for fmt in self.sel.formats:
-                if self.cached_artifact(env, fx, fmt) is None:
+                if self.makes(env, fx) and self.cached_artifact(env, fx, fmt) is None:
                     return True
                 if saves_only:
                     continue
@@ -232,7 +254,7 @@ class Runner:
     def _answered(self, producer: str, consumer: str, fx: str, fmt: str) -> bool:
         """No check will run for this cell: the matrix excludes it, the cache holds it, or the cache
         holds its artifact and that artifact needs no check (not saved)."""
-        if self.matrix.exclusion_for(producer, consumer, fx, fmt):
+        if self.matrix.exclusion_for(producer, consumer, fx, fmt) or not self.makes(producer, fx):
             return True
         if self.cached_cell(producer, consumer, fx, fmt) is not None:
             return True
@@ -274,7 +296,10 @@ class Runner:
             fp = self.fps.get(env)
             if fp is None or (env, fx, fmt) in self.reused_artifacts:
                 continue
-            self.cache.put_artifact(artifact_key(fp, self.fx_hash[fx], fmt), meta,
+            fx_key = self._fx_key(fx)
+            if fx_key is None:
+                continue
+            self.cache.put_artifact(artifact_key(fp, fx_key, fmt), meta,
                                     self.store.artifact_dir(env, fx, fmt), self.run_id, versions.get(env))
         for rec in records:
             if rec.get("consumer") is None or rec.get("cached"):
@@ -310,6 +335,10 @@ class Runner:
             if self.stage != "check":
                 self._parallel(self._create_and_save, self.group, "env")
                 self.state.timings["wall_create_and_save_s"] = round(time.time() - t, 1)
+            if self.stage is None and any(self.matrix.fixture(fx).origin for fx in self.sel.fixtures):
+                t = time.time()
+                self._parallel(self._resave, self.group, "env")  # every original is saved by now
+                self.state.timings["wall_resave_s"] = round(time.time() - t, 1)
             if self.stage == "check":
                 self._reuse_unsaved_artifacts()  # producers that no save shard ran
             if self.stage != "save":
@@ -389,7 +418,8 @@ class Runner:
         self._ensure(env)
         items = []
         done = self.store.read(env, "save").done  # a resumed segment keeps what it saved
-        for fx in self.sel.fixtures:
+        originals = [fx for fx in self.sel.fixtures if self.matrix.fixture(fx).origin is None]
+        for fx in originals:
             spec = self.matrix.fixture(fx)
             for fmt in self.sel.formats:
                 cached = None if save_key(fx, fmt) in done else self.cached_artifact(env, fx, fmt)
@@ -406,9 +436,43 @@ class Runner:
             first = next(iter(out.failed.values()))
             raise EnvError("%s: %s" % (env, first.get("message")))
         saved = sum(1 for r in out.done.values() if r.get("status") == "saved")
-        reused = len(self.sel.fixtures) * len(self.sel.formats) - len(items)
+        reused = len(originals) * len(self.sel.formats) - len(items)
         self.log("%-18s saved %d/%d artifacts%s (%d TF import(s))" % (
             env, saved, len(items), ", %d from the cache" % reused if reused else "", out.processes))
+
+    def _resave(self, env: str) -> None:
+        """The re-save variants this env makes: each origin's artifact loaded here and saved again."""
+        if env in self.state.env_errors:
+            return
+        done = self.store.read(env, "save").done
+        items = []
+        for fx in self.sel.fixtures:
+            spec = self.matrix.fixture(fx)
+            if spec.origin is None or not self.makes(env, fx):
+                continue
+            for fmt in self.sel.formats:
+                key = save_key(fx, fmt)
+                if key in done or self.reused_artifacts.get((env, fx, fmt)):
+                    continue
+                cached = self.cached_artifact(env, fx, fmt)
+                if cached is not None:
+                    self.reused_artifacts[(env, fx, fmt)] = cached
+                    continue
+                items.append({"key": key, "resave": True, "fixture": fx, "fixture_module": spec.module,
+                              "fixture_path": spec.path, "format": fmt, "origin": spec.origin,
+                              "out_dir": self.store.artifact_dir(env, fx, fmt),
+                              "module_dir": self.store.module_dir(env, spec.module),
+                              "origin_dir": self.store.artifact_location(spec.origin, spec.module, fmt,
+                                                                         self.reused_artifacts)})
+        if not items:
+            return
+        self._ensure(env)
+        t = time.time()
+        out = self._worker(env, "save", None, items, timeout=self.timeout)
+        self._time(env, "resave_s", t, len(items))
+        saved = sum(1 for it in items if (out.done.get(it["key"]) or {}).get("status") == "saved")
+        self.log("%-18s re-saved %d/%d artifacts of other envs (%d TF import(s))" % (
+            env, saved, len(items), out.processes))
 
     def _plan_checks(self, consumers: list[str]) -> dict[str, list[dict]]:
         """Check items per consumer that the cache does not answer; writes what is reused."""
@@ -429,7 +493,8 @@ class Runner:
                     self.reused_cells[key] = cached
                     continue
                 spec = self.matrix.fixture(fx)
-                items.append({"key": key, "producer": producer, "fixture": fx, "format": fmt,
+                items.append({"key": key, "producer": producer, "fixture": fx, "fixture_module": spec.module,
+                              "format": fmt,
                               "artifact_dir": self.store.artifact_location(producer, fx, fmt, self.reused_artifacts),
                               "fixture_path": spec.path, "tolerances": spec.tolerances()})
         self.store.save_reused({k: v for k, v in self.reused_artifacts.items() if v}, self.reused_cells, self.shard)

@@ -55,8 +55,9 @@ class SynthRun:
                 "message": message, "traceback": "Traceback ...\n%s: %s" % (error_type, message), "warnings": []}
         self._done(producer, "save", save_key(fixture, fmt), meta)
 
-    def not_applicable(self, producer, fixture, fmt, reason, source) -> None:
-        meta = {"status": "not-applicable", "fixture": fixture, "format": fmt, "reason": reason, "source": source}
+    def not_applicable(self, producer, fixture, fmt, reason, source, refusal=None) -> None:
+        meta = {"status": "not-applicable", "fixture": fixture, "format": fmt, "reason": reason, "source": source,
+                "refusal": refusal}
         self._done(producer, "save", save_key(fixture, fmt), meta)
 
     def save_lost(self, producer, fixture, fmt, outcome="crash") -> None:

@@ -70,3 +70,24 @@ def test_ladder_order_is_least_invasive_first():
 def test_unknown_remedy_is_refused():
     with pytest.raises(ValueError):
         remedies.rung("custom_objects", "pray")
+
+
+def test_json_and_tf_weights_ladders():
+    # json: model_from_json needs no fixture code, so it has a no-remedy attempt; Keras 3 adds tf_keras.
+    assert formats.ladder("json", Ctx("2.15.0"), "plain") == [(None, "json")]
+    assert ladder("json", Ctx("2.15.0")) == ["custom_objects"]
+    assert ladder("json", Ctx("2.15.0"), custom=False) == []
+    assert ladder("json", Ctx("3.3.3", keras3=True)) == ["custom_objects", "custom_objects+legacy_keras"]
+    # tf_weights: a rebuild from code; Keras 3 cannot read the TF checkpoint format, tf_keras can.
+    assert formats.ladder("tf_weights", Ctx("2.15.0"), "plain") == []
+    assert ladder("tf_weights", Ctx("2.15.0")) == [None]
+    assert ladder("tf_weights", Ctx("3.3.3", keras3=True)) == [None, "legacy_keras"]
+
+
+def test_tf_weights_and_json_are_declared_where_keras_3_cannot_write_them():
+    k3, k2 = Ctx("3.3.3", keras3=True), Ctx("2.15.0")
+    assert formats.not_applicable("tf_weights", "save", k3)["source"].startswith("https://keras.io")
+    assert formats.not_applicable("tf_weights", "save", k2) is None
+    assert formats.not_applicable("json", "save", k3) is None
+    assert formats.json_weights(k3) == "model.weights.h5" and formats.json_weights(k2) == "weights.h5"
+    assert set(formats.USER_CALL) == set(formats.FORMATS)

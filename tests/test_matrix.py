@@ -116,6 +116,28 @@ def test_selectors_take_a_list_of_names(project):
     assert m.expectation_for("tf2.15", None, "control", "savedmodel") is None
 
 
+def test_a_resave_fixture_has_one_variant_per_origin_env_in_the_selection(project):
+    from harness.runner import select
+
+    m = load_matrix(write(project, GOOD.replace("  - custom_layer\n", "  - {name: custom_layer, resave: true}\n")))
+    sel = select(m, ["tf2.15", "tf2.16-keras3"], None, None)
+    assert sel.fixtures == ("control", "custom_layer", "hub_layer", "custom_layer~tf2.15",
+                            "custom_layer~tf2.16-keras3")
+    variant = m.fixture("custom_layer~tf2.15")
+    assert (variant.origin, variant.base, variant.module) == ("tf2.15", "custom_layer", "custom_layer")
+    assert variant.path == m.fixture("custom_layer").path and variant.resave is False
+    assert m.fixture("control").module == "control" and m.fixture("control").origin is None
+    # staged (sharded) runs leave them out; a variant of a fixture without resave, or of no env, is unknown
+    assert select(m, None, ["custom_layer"], None, variants=False).fixtures == ("custom_layer",)
+    for name in ("control~tf2.15", "custom_layer~tf9.9"):
+        with pytest.raises(KeyError):
+            m.fixture(name)
+    # resave: [ids] names the origins
+    m = load_matrix(write(project, GOOD.replace("  - custom_layer\n", "  - {name: custom_layer, resave: [tf2.15]}\n")))
+    assert select(m, None, ["custom_layer"], None).fixtures == ("custom_layer", "custom_layer~tf2.15")
+    assert select(m, ["tf2.12"], ["custom_layer"], None).fixtures == ("custom_layer",)  # its origin is not run
+
+
 def test_a_wrong_name_in_a_selector_list_is_named_with_its_index(project):
     text = GOOD.replace("    consumer: tf2.16-keras3\n", "    consumer: [tf2.16-keras3, zzz]\n")
     assert problems(project, text) == [
@@ -137,8 +159,9 @@ def test_repo_matrix_is_valid():
     assert [e.id for e in m.environments] == ["tf2.12", "tf2.15", "tf2.16-keras3", "tf2.16-tfkeras", "tf2.21-keras3"]
     assert {e.python for e in m.environments} == {"3.11"}
     assert [f.name for f in m.fixtures] == ["control", "custom_layer", "hub_layer", "custom_optimizer", "hub_object",
-                                            "subclassed", "raw_variable", "untracked_variable"]
-    assert len(m.formats) == 8
+                                            "subclassed", "raw_variable", "untracked_variable", "custom_compile",
+                                            "no_config_layer"]
+    assert len(m.formats) == 10
 
 
 def test_schema_is_valid_draft_2020_12():
@@ -168,6 +191,10 @@ MISTAKES = [
      "matrix.yaml: fixtures[1].path: 'elsewhere/mine.py' does not exist"),
     ("  - custom_layer\n", "  - control\n", "matrix.yaml: fixtures[1]: fixture 'control' is listed twice"),
     ("atol: 1e-4", "atol: tiny", "matrix.yaml: fixtures[2].atol: 'tiny' is not a number"),
+    ("atol: 1e-4", "resave: yes please, atol: 1e-4",
+     "matrix.yaml: fixtures[2].resave: 'yes please' is not true, false or a list of environment ids"),
+    ("atol: 1e-4", "resave: [tf2.15, tf9], atol: 1e-4",
+     "matrix.yaml: fixtures[2].resave: unknown environment 'tf9'; choose from: tf2.12, tf2.15"),
     ("atol: 1e-4", "atol: -1", "matrix.yaml: fixtures[2].atol: -1 is not allowed"),
     ("formats: [h5, keras, savedmodel]", "formats: [h5, pickle]",
      "matrix.yaml: formats[1]: 'pickle' is not allowed; use one of: h5, keras, savedmodel, export"),

@@ -156,6 +156,21 @@ def test_not_applicable_and_excluded_cells_carry_reason_and_source_as_fields(tmp
     assert cells[(A, A, "control", "savedmodel")]["source"] is None
 
 
+def test_a_not_applicable_cell_quotes_what_the_framework_said_when_the_call_was_tried(tmp_path):
+    r = SynthRun(tmp_path, [A, B], ("control",), ("weights_h5", "keras"))
+    refused = {"call": 'model.save_weights("weights.h5")', "refused": True, "error_type": "ValueError",
+               "message": "The filename must end in `.weights.h5`.", "tried_with": "control"}
+    accepted = {"call": 'model.save("model.keras")', "refused": False, "wrote": ["model.keras/saved_model.pb"]}
+    r.not_applicable(B, "control", "weights_h5", "Keras 3 save_weights() only writes .weights.h5", "u", refused)
+    r.not_applicable(B, "control", "keras", "the .keras format was added in Keras 2.12", "u", accepted)
+    cells = r.cells()
+    na = cells[(B, A, "control", "weights_h5")]
+    assert na["refusal"] == refused
+    assert "Tried anyway, `model.save_weights(\"weights.h5\")` raises ValueError: The filename must end" in na["message"]
+    quiet = cells[(B, B, "control", "keras")]
+    assert "raises nothing and writes model.keras/saved_model.pb instead" in quiet["message"]
+
+
 def test_save_and_load_warnings_are_recorded_apart_and_uncapped(tmp_path):
     r = SynthRun(tmp_path, [A], ("control",), ("h5",))
     r.saved(A, "control", "h5", warnings=["save %d" % i for i in range(40)])

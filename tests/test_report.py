@@ -79,7 +79,9 @@ def synthetic_run(tmp_path) -> SynthRun:
         if (p, fx, fmt) == (A, "control", "h5"):
             run.saved(p, fx, fmt, warnings=SAVE_WARNINGS)
         elif p == C and fmt == "savedmodel":
-            run.not_applicable(p, fx, fmt, "Keras 3 model.save() writes only .keras and .h5", NA_SOURCE)
+            run.not_applicable(p, fx, fmt, "Keras 3 model.save() writes only .keras and .h5", NA_SOURCE,
+                               {"call": 'model.save("savedmodel")', "refused": True, "error_type": "ValueError",
+                                "message": "Invalid filepath extension for saving"})
             continue
         elif (p, fx, fmt) == (C, "custom_layer", "keras"):
             run.save_error(p, fx, fmt, "cannot serialize " + XSS, error_type="TypeError")
@@ -528,6 +530,8 @@ DETAILS = {
                             "tolerance (slots)", "warnings (23): load warning 0",
                             "load warning 2: compiled metrics have yet to be built ... and 20 more"],
     f"{C}|{A}|control|savedmodel": ["Not applicable", "Keras 3 model.save() writes only .keras and .h5",
+                                    "Tried anyway", "model.save(\"savedmodel\")",
+                                    "ValueError: Invalid filepath extension for saving",
                                     f'<a href="{NA_SOURCE}" rel="noopener noreferrer" target="_blank">{NA_SOURCE}</a>'],
     f"{B}|{A}|control|keras": ["Not applicable", "keras-team/keras#18830", '<span class="mono">matrix.yaml: exclusions[0]'],
     f"{B}|{C}|custom_layer|h5": ["Harness defect: honesty check failed", "Not a verdict",
@@ -547,7 +551,7 @@ DETAILS = {
 
 # What a non-verdict's panel leaves out: there was no load attempt to judge.
 ABSENT = {
-    f"{C}|{A}|control|savedmodel": ["Result", "tolerance (", "Error"],
+    f"{C}|{A}|control|savedmodel": ["Result", "tolerance (", ">Error<"],
     f"{B}||custom_layer|weights": ["Result", "tolerance ("],
     f"{D}||control|h5": ["Result", "TF imports"],
 }

@@ -223,6 +223,21 @@
       section(d.outcome === "not-applicable" ? "Not applicable" : "Reason");
       kvTable([["reason", d.reason], ["source", d.source ? sourceNode(d.source) : null]]);
     }
+    if (d.refusal) {
+      section("Tried anyway");
+      kvTable(d.refusal.refused
+        ? [["call", d.refusal.call], ["raises", (d.refusal.error_type || "") + ": " + (d.refusal.message || "")]]
+        : [["call", d.refusal.call], ["raises", "nothing"], ["writes", (d.refusal.wrote || []).join(", ") || "-"]]);
+    }
+    if (d.resaved) {
+      section("Re-saved");
+      kvTable([["original", d.resaved.origin + "'s " + d.format + " file of " + (d.fixture || "").split("~")[0]],
+        ["loaded here with", d.resaved.loaded_with ? remedyText(d.resaved.loaded_with) : "no remedy"],
+        ["saved again by", "Keras " + (d.resaved.keras_version || "?") + " in " + d.producer],
+        ["rungs that did not load it", (d.resaved.tried || []).map(function (t) {
+          return (t.remedy || "no remedy") + ": " + (t.error_type || "") + " " + (t.message || "").slice(0, 160);
+        }).join("; ") || "-"]]);
+    }
     if (d.expectation) {
       section("Expectation (matrix.yaml)");
       var exp = d.expectation;

@@ -9,7 +9,7 @@ from . import formats
 from .capture import Captured, describe
 from .context import fixtures_absent, load_fixture
 from .remedies import parts
-from .save import SEED, class_paths, optimizer_state, predict, weights_digest
+from .save import SEED, class_paths, function_names, optimizer_state, predict, weights_digest
 from .usercode import adapt
 
 
@@ -33,11 +33,11 @@ def check_item(ctx, item, mode, note=None):
     fixture = None
     custom = False
     if mode == "remedies" and item.get("fixture_path"):
-        fixture = load_fixture(item["fixture"], item["fixture_path"])
+        fixture = load_fixture(item.get("fixture_module") or item["fixture"], item["fixture_path"])
         if item.get("user_code"):
             fixture = adapt(fixture)
-        # custom_objects belongs to a rung only where the artifact names a custom class.
-        custom = bool(meta.get("classes")) and bool(fixture.custom_objects(ctx))
+        # custom_objects belongs to a rung only where the artifact names a custom class or function.
+        custom = bool(meta.get("classes") or meta.get("functions")) and bool(fixture.custom_objects(ctx))
     result = {"attempts": [], "mode": mode}
     for remedy, kind in formats.ladder(meta["format"] if meta.get("scan") else item["format"], ctx, mode, custom):
         if item.get("allow_unsafe") is False and "safe_mode_false" in parts(remedy):
@@ -112,6 +112,12 @@ def _load(ctx, meta, path, fixture, remedy, kind, arrays, record):
             # restores the optimizer state a SavedModel load leaves out (the dir's TF checkpoint)
             model.load_weights(os.path.join(path, "variables", "variables"))
         return model
+    if kind == "json":
+        kwargs = {"custom_objects": fixture.custom_objects(ctx)} if "custom_objects" in used else {}
+        with open(path) as fh:
+            model = K.models.model_from_json(fh.read(), **kwargs)
+        model.load_weights(os.path.join(os.path.dirname(path), meta["weights_file"]))
+        return model
     if kind == "serving":
         return _signature(tf.saved_model.load(path))
     if kind == "tfsm":
@@ -166,6 +172,7 @@ def _rebuild_and_restore(ctx, meta, path, fixture, arrays, record):
         raise HarnessDefect("the rebuilt model already holds the producer's weights before the restore; "
                             "the check would prove nothing (the fixture's build ignores the seed)")
     iterations_before = None
+    unmatched = None
     if meta["format"] == "checkpoint":
         opt = model.optimizer
         iterations_before = int(ctx.np.asarray(opt.iterations))
@@ -173,9 +180,13 @@ def _rebuild_and_restore(ctx, meta, path, fixture, arrays, record):
             opt.build(model.trainable_variables)
         status = ctx.tf.train.Checkpoint(model=model, optimizer=opt).read(path)
         unmatched = _status_mismatch(status)
+    elif meta["format"] == "tf_weights":
+        iterations_before = int(ctx.np.asarray(model.optimizer.iterations))
+        status = model.load_weights(path)
+        if hasattr(status, "assert_existing_objects_matched"):
+            unmatched = _status_mismatch(status)
     else:
         model.load_weights(path)
-        unmatched = None
     after = weights_digest(ctx, model)
     record["restore"] = _restore_summary(before, after, producer, iterations_before)
     if unmatched:
@@ -252,6 +263,16 @@ def _judge(ctx, meta, arrays, fixture, kind, obj, record, tols, path):
                 lost.add("custom_classes")
         if "compile" in promises and getattr(model, "optimizer", None) is None:
             lost.add("compile")
+        if "custom_classes" in promises and meta.get("functions"):
+            # A custom activation or loss must come back as a function of that name; a loss only
+            # where the format keeps the compile config and it came back.
+            got_fns = function_names(model, list(meta["functions"]))
+            compiled = "compile" in promises and "compile" not in lost
+            missing = [n for n, role in sorted(meta["functions"].items())
+                       if n not in got_fns and (role != "loss" or compiled)]
+            record["checks"]["functions"] = not missing
+            if missing:
+                lost.add("custom_classes")
         if "optimizer_state" in promises:
             opt_ok, resume_ok, detail = _optimizer(ctx, model, meta, arrays, tols, kind)
             record["checks"]["optimizer"] = opt_ok

@@ -79,6 +79,7 @@ def main(argv):
     if job["phase"] == "save":
         from worker.migrate import migrate_item
         from worker.reference import reference_item
+        from worker.resave import resave_item
         from worker.save import save_item
 
         def run(c, item):
@@ -86,6 +87,8 @@ def main(argv):
             # migrated one by converting it in the env it moves to
             if item.get("scan_migrate"):
                 return migrate_item(c, item)
+            if item.get("resave"):
+                return resave_item(c, item)
             return reference_item(c, item) if item.get("scan") else save_item(c, item)
     else:
         from worker.check import check_item

@@ -66,6 +66,17 @@ def class_paths(model, names):
     return out
 
 
+def function_names(model, names):
+    """{name: "activation" | "loss"} of these custom function names the model uses."""
+    found = {}
+    for obj in list(getattr(model, "layers", [])) + [model]:
+        for attr in ("activation", "loss"):
+            fn = getattr(obj, attr, None)
+            if getattr(fn, "__name__", None) in names:
+                found[fn.__name__] = attr
+    return found
+
+
 def predict(model, x):
     return model.predict(x, verbose=0)
 
@@ -83,11 +94,12 @@ def save_item(ctx, item):
         "status": "saved", "warnings": [],
     }
     na = formats.not_applicable(fmt, "save", ctx)
-    if na is not None:
-        meta.update(status="not-applicable", reason=na["reason"], source=na["source"])
-        return _finish(out_dir, meta)
     fixture = load_fixture(item["fixture"], item["fixture_path"])
     ctx.module_dir = item.get("module_dir")
+    if na is not None:
+        meta.update(status="not-applicable", reason=na["reason"], source=na["source"],
+                    refusal=_refusal(ctx, fixture, fmt, out_dir))
+        return _finish(out_dir, meta)
     np = ctx.np
     with Captured(native=True) as cap:
         try:
@@ -102,6 +114,7 @@ def save_item(ctx, item):
             outputs = predict(model, x_eval)
             state = optimizer_state(ctx, model)
             classes = class_paths(model, getattr(fixture, "CLASSES", ()))
+            functions = function_names(model, getattr(fixture, "FUNCTIONS", ()))
             digest = weights_digest(ctx, model)
             path = formats.save(fmt, model, out_dir, ctx)
             # The producer's reference for "one resumed training step", taken after saving.
@@ -119,12 +132,43 @@ def save_item(ctx, item):
     np.save(os.path.join(out_dir, "outputs.npy"), np.asarray(outputs))
     np.save(os.path.join(out_dir, "resumed.npy"), np.asarray(resumed))
     meta.update(
-        artifact=os.path.basename(path) if fmt != "checkpoint" else "ckpt/model",
+        artifact=formats.FORMATS[fmt][0] if fmt in ("checkpoint", "tf_weights") else os.path.basename(path),
         optimizer=state, classes=classes, weights_digest=digest,
         module_dir=ctx.module_dir, warnings=cap.messages,
         optimizer_keys=list(getattr(fixture, "OPTIMIZER_KEYS", ())),
+        functions=functions,
     )
+    if fmt == "json":
+        meta["weights_file"] = formats.json_weights(ctx)
     return _finish(out_dir, meta)
+
+
+_REFUSALS = {}  # type: dict  # format -> what the framework said, tried once per worker process (one env)
+
+
+def _refusal(ctx, fixture, fmt, out_dir):
+    """The user's call for a not-applicable format, made once on an untrained model of this fixture."""
+    if fmt in _REFUSALS:
+        return dict(_REFUSALS[fmt])
+    scratch = os.path.join(out_dir, "refusal")
+    with Captured(native=True):
+        try:
+            if hasattr(fixture, "prepare"):
+                fixture.prepare(ctx)
+            ctx.arrays = fixture.data(ctx)
+            ctx.clear()
+            ctx.set_seed(SEED)
+            model = fixture.build(ctx)
+        except Exception:
+            return None  # this fixture cannot be built here; the next one is tried
+        os.makedirs(scratch)
+        try:
+            found = formats.try_refused(fmt, model, scratch, ctx)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    found["tried_with"] = fixture.__name__.rsplit(".", 1)[-1]
+    _REFUSALS[fmt] = found
+    return dict(found)
 
 
 def _finish(out_dir, meta):
