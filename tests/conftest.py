@@ -16,8 +16,8 @@ FILES = {
     "tensorflow": ["tensorflow-%s-cp3%d-cp3%d-manylinux_2_17_x86_64.whl" % (v, py, py) for v in TF
                    for py in ((6, 7) if v in ("2.0.4", "2.1.4") else (6, 7, 8) if v in ("2.2.3", "2.3.4", "2.4.4")
                               else range(8, 14))],
-    "keras": ["keras-%s-py3-none-any.whl" % v for v in ("3.0.5", "3.1.0", "3.1.1", "3.3.3", "3.6.0", "3.9.2", "3.12.4",
-                                                       "3.15.1")],
+    "keras": ["keras-%s-py3-none-any.whl" % v for v in ("3.0.5", "3.1.0", "3.1.1", "3.3.3", "3.6.0", "3.7.0", "3.8.0",
+                                                       "3.9.2", "3.12.4", "3.15.1")],
     "tf-keras": ["tf_keras-%s-py3-none-any.whl" % v
                  for v in ("2.15.1", "2.16.0", "2.17.0", "2.18.0", "2.19.0", "2.20.1", "2.21.0")],
 }
