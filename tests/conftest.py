@@ -7,15 +7,17 @@ import pytest
 
 from harness import index
 
-TF = ["2.4.4", "2.5.3", "2.6.5", "2.7.4", "2.8.4", "2.9.3", "2.10.1", "2.11.0", "2.11.1", "2.12.0",
+TF = ["2.0.4", "2.1.4", "2.2.3", "2.3.4", "2.4.4", "2.5.3", "2.6.5", "2.7.4", "2.8.4", "2.9.3", "2.10.1", "2.11.0", "2.11.1", "2.12.0",
       "2.12.1", "2.13.0rc1", "2.13.1", "2.14.1", "2.15.1", "2.16.2", "2.17.1", "2.18.1", "2.19.1",
       "2.20.0", "2.21.0"]
 FILES = {
-    # a wheel per CPython each release supports (2.4.4: 3.6 to 3.8, as on PyPI; the rest: 3.8 to 3.13)
+    # a wheel per CPython each release supports, as on PyPI for the old ones (2.0.4, 2.1.4: 3.6, 3.7;
+    # 2.2.3 to 2.4.4: 3.6 to 3.8); the rest: 3.8 to 3.13
     "tensorflow": ["tensorflow-%s-cp3%d-cp3%d-manylinux_2_17_x86_64.whl" % (v, py, py) for v in TF
-                   for py in ((6, 7, 8) if v == "2.4.4" else range(8, 14))],
-    "keras": ["keras-%s-py3-none-any.whl" % v for v in ("3.0.5", "3.1.0", "3.1.1", "3.3.3", "3.6.0", "3.9.2", "3.12.4",
-                                                       "3.15.1")],
+                   for py in ((6, 7) if v in ("2.0.4", "2.1.4") else (6, 7, 8) if v in ("2.2.3", "2.3.4", "2.4.4")
+                              else range(8, 14))],
+    "keras": ["keras-%s-py3-none-any.whl" % v for v in ("3.0.5", "3.1.0", "3.1.1", "3.3.3", "3.6.0", "3.7.0", "3.8.0",
+                                                       "3.9.2", "3.12.4", "3.15.1")],
     "tf-keras": ["tf_keras-%s-py3-none-any.whl" % v
                  for v in ("2.15.1", "2.16.0", "2.17.0", "2.18.0", "2.19.0", "2.20.1", "2.21.0")],
 }

@@ -24,6 +24,13 @@ def test_tensorflow_range_is_latest_patch_per_minor_with_auto_python(fake_index,
     assert got[-1] == ("tf2.21", "2.21.0", "3.12")
 
 
+def test_tf_before_2_4_gets_python_3_7(fake_index, tmp_path):
+    m = load_matrix(write(tmp_path, '  - {id: "tf{tensorflow}", python: auto, tensorflow: ">=2.0,<2.5", keras: bundled}'))
+    assert [(e.id, e.tensorflow, e.python) for e in m.environments] == [
+        ("tf2.0", "2.0.4", "3.7"), ("tf2.1", "2.1.4", "3.7"), ("tf2.2", "2.2.3", "3.7"), ("tf2.3", "2.3.4", "3.7"),
+        ("tf2.4", "2.4.4", "3.8")]
+
+
 def test_keras_range(fake_index, tmp_path):
     m = load_matrix(write(tmp_path, '  - {id: "k{keras}", python: "3.11", tensorflow: "2.16.2", keras: ">=3.0,<3.4"}'))
     assert [(e.id, e.keras) for e in m.environments] == [("k3.0", "3.0.5"), ("k3.1", "3.1.1"), ("k3.3", "3.3.3")]

@@ -178,7 +178,9 @@ def _rebuild_and_restore(ctx, meta, path, fixture, arrays, record):
         iterations_before = int(ctx.np.asarray(opt.iterations))
         if hasattr(opt, "build"):
             opt.build(model.trainable_variables)
-        status = ctx.tf.train.Checkpoint(model=model, optimizer=opt).read(path)
+        ckpt = ctx.tf.train.Checkpoint(model=model, optimizer=opt)
+        # TF < 2.3 has no read(); its read() is this saver call (restore() would add a save_counter)
+        status = (ckpt.read if hasattr(ckpt, "read") else ckpt._saver.restore)(path)
         unmatched = _status_mismatch(status)
     elif meta["format"] == "tf_weights":
         iterations_before = int(ctx.np.asarray(model.optimizer.iterations))
