@@ -152,8 +152,11 @@ class Matrix:
 
     def variants(self, fixtures: tuple[str, ...], envs: tuple[str, ...]) -> tuple[str, ...]:
         """The selection's fixtures followed by the re-save variants of those that ask for them,
-        one per origin env in `envs` (the original must be made in this run)."""
+        one per origin env in `envs` (the original must be made in this run, and another env must
+        be there to save it again)."""
         out = [f for f in fixtures if RESAVED not in f]
+        if len(envs) < 2:
+            return tuple(out)  # nothing else to save A's files again
         for fx in list(out):
             origins = self.origins(self.fixture(fx))
             out += ["%s%s%s" % (fx, RESAVED, env) for env in envs if env in origins]

@@ -104,10 +104,16 @@ def main(argv):
 
     parent = os.getppid()
     pause = os.environ.get("TFCOMPAT_WORKER_PAUSE")
+    # A Keras 2 (tf.keras) check process stays free of tf_keras: a file of the legacy tf_keras
+    # imports it as it loads, and TF 2.15's Functional reconstruction can then spin forever on later,
+    # unrelated loads in the same process. Checks answer for a user's own process, not for what the
+    # checks before them loaded: after such a check the rest go on in a fresh process.
+    guard = job["phase"] == "check" and not ctx.keras3 and not ctx.legacy
     try:
-        for item in job["items"]:
+        for i, item in enumerate(job["items"]):
             if os.getppid() != parent:
                 return 3  # the orchestrator died: stop, `--resume` redoes only what is unfinished
+            clean = guard and "tf_keras" not in sys.modules
             write({"event": "start", "key": item["key"], "t": time.time()})
             if pause and "|rung:" not in pause:
                 _pause(pause, item["key"])
@@ -115,6 +121,9 @@ def main(argv):
             result = run(ctx, item)
             write({"event": "done", "key": item["key"], "duration_s": round(time.time() - t, 3),
                    "result": result})
+            if clean and "tf_keras" in sys.modules and i + 1 < len(job["items"]):
+                write({"event": "exit", "restart": "tf_keras was imported by %s" % item["key"]})
+                return 0  # the orchestrator starts a fresh process for the items left
         write({"event": "exit"})
     except Exception as exc:
         if not disk_full(exc):
