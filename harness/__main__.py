@@ -1,5 +1,11 @@
+import os
 import sys
 
 from .cli import main
 
-sys.exit(main())
+code = main()
+try:
+    sys.stdout.flush()
+except BrokenPipeError:  # `tfcompat plan | head`: what is left has no reader
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+sys.exit(code)

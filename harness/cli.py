@@ -140,6 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tfcompat: interrupted; finish with `tfcompat run --resume`", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `tfcompat plan | head`: the reader has what it wanted; say nothing more to a closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
             raise

@@ -45,3 +45,14 @@ def test_a_harness_defect_fails_the_run_loudly_and_names_the_cell(tmp_path):
     assert "harness defect in a -> a control/h5: honesty check failed" in proc.stderr
     assert (tmp_path / "reports" / "index.html").exists()
     assert json.loads((tmp_path / "reports" / "run.json").read_text())["harness_defects"][0]["fixture"] == "control"
+
+
+def test_plan_into_a_closed_pipe_says_nothing_more(tmp_path, monkeypatch):
+    # `tfcompat plan | head -1`: the reader has closed the pipe; the CLI stops quietly with exit 0.
+    from harness.cli import main
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    closed = os.fdopen(write_end, "w", buffering=1)  # line-buffered: the first line meets the closed pipe
+    monkeypatch.setattr(sys, "stdout", closed)
+    assert main(["--matrix", os.path.join(ROOT, "matrix.yaml"), "--state-dir", str(tmp_path / "s"), "plan"]) == 0
