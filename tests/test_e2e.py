@@ -118,7 +118,11 @@ def test_tf_imports_are_bounded_per_env_and_phase(run):
                   "remedies": 1 + 2 * killed[(env, "remedies")] + restarts[(env, "remedies")]}
             for env, save in ((K2, 1), (K3, 2))}
     assert run["meta"]["tf_imports"] == want
-    assert sum(killed.values()) == 0, killed  # no check hangs once tf_keras cannot taint the process
+    assert sum(killed.values()) <= 2, killed  # retries are the exception, not the way checks run
+    # The TF 2.15 spin on tf-keras JSON after tf_keras was imported (README) no longer happens: the
+    # re-saved tf_keras json loads in the K2 process at the first attempt.
+    rec = cell(run, K3, K2, "custom_layer~" + K2, "json")
+    assert all(a["outcome"] not in ("timeout", "crash") for a in rec["attempts"]), rec["attempts"]
 
 
 def test_no_remedy_attempts_ran_without_fixture_code(run):
