@@ -274,3 +274,31 @@ def test_preprocessing_adapts_on_the_producers_stored_arrays_not_regenerated_one
     ctx.arrays = (stored, None, None)
     fixture.build(ctx)
     assert adapted and adapted[0] is stored
+
+
+class FancyLayer:
+    pass
+
+
+def judge(model, classes, promises, optimizer_class="FancyAdam"):
+    meta = {"promises": promises, "classes": classes, "optimizer": {"class": optimizer_class}}
+    arrays = {"x_eval": X, "outputs": model.predict(X)}
+    record = {"checks": {}, "lost": []}
+    fixture = type("F", (), {"custom_objects": lambda self, ctx: {}})()
+    check._judge(Ctx(), meta, arrays, fixture, "json", model, record, TOLS, "-")
+    return record
+
+
+def test_a_model_without_optimizer_is_not_asked_for_the_optimizer_s_custom_class():
+    # Failed before w5: a json model (no compile config) of custom_optimizer was `degraded`,
+    # custom_classes lost, for an optimizer the format never holds.
+    json_promises = ["architecture", "weights", "custom_classes"]
+    rec = judge(Model(1), {"FancyAdam": "fixtures.FancyAdam"}, json_promises)
+    assert rec["outcome"] == "pass" and rec["lost"] == [] and "classes" not in rec["checks"]
+    # a custom layer class is still asked for, and its absence is still a loss
+    rec = judge(Model(1), {"FancyAdam": "fixtures.FancyAdam", "FancyLayer": "fixtures.FancyLayer"}, json_promises)
+    assert rec["outcome"] == "degraded" and rec["lost"] == ["custom_classes"] and rec["checks"]["classes"] is False
+    # compile=False on a format that keeps the compile config: that loss is `compile`, not a class
+    rec = judge(Model(1), {"FancyAdam": "fixtures.FancyAdam"}, ["architecture", "weights", "custom_classes",
+                                                                    "compile"])
+    assert rec["lost"] == ["compile"]
