@@ -143,6 +143,8 @@ class Runner:
         self.cache = ResultCache(where.state_dir)
         self.refresh = set(refresh)  # envs whose artifacts and cells are recomputed whatever the cache says
         self.fx_hash = {fx: fixture_hash(matrix.fixture(fx).path) for fx in selection.fixtures}
+        # fixture -> the origin env of a re-save variant (None for the others): read once, not per cell
+        self.origin = {fx: matrix.fixture(fx).origin for fx in selection.fixtures}
         self.fps: dict[str, str | None] = {}
         self.created: set[str] = set()
         self.lock = threading.Lock()
@@ -202,12 +204,12 @@ class Runner:
 
     def makes(self, env: str, fx: str) -> bool:
         """Whether `env` makes artifacts of `fx`: not of a re-save variant of its own files."""
-        return self.matrix.fixture(fx).origin != env
+        return self.origin[fx] != env
 
     def _fx_key(self, fx: str) -> str | None:
         """The fixture's part of a cache key; a re-save variant's also holds its origin env's
         fingerprint (its artifacts are made from the origin's)."""
-        origin = self.matrix.fixture(fx).origin
+        origin = self.origin[fx]
         if origin is None:
             return self.fx_hash[fx]
         fp = self.fps.get(origin)
@@ -335,7 +337,7 @@ class Runner:
             if self.stage != "check":
                 self._parallel(self._create_and_save, self.group, "env")
                 self.state.timings["wall_create_and_save_s"] = round(time.time() - t, 1)
-            if self.stage is None and any(self.matrix.fixture(fx).origin for fx in self.sel.fixtures):
+            if self.stage is None and any(self.origin.values()):
                 t = time.time()
                 self._parallel(self._resave, self.group, "env")  # every original is saved by now
                 self.state.timings["wall_resave_s"] = round(time.time() - t, 1)
@@ -418,7 +420,7 @@ class Runner:
         self._ensure(env)
         items = []
         done = self.store.read(env, "save").done  # a resumed segment keeps what it saved
-        originals = [fx for fx in self.sel.fixtures if self.matrix.fixture(fx).origin is None]
+        originals = [fx for fx in self.sel.fixtures if self.origin[fx] is None]
         for fx in originals:
             spec = self.matrix.fixture(fx)
             for fmt in self.sel.formats:
