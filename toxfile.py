@@ -77,7 +77,10 @@ def _plan() -> list[tuple[object, str]]:
             more = f" (+{len(lines) - 1} more; `python -m harness plan` lists all)" if len(lines) > 1 else ""
             _say(f"envs of {path.name} not generated: {lines[0]}{more}")
             continue
-        for spec in matrix.environments:
+        # A TF.js env is an npm folder, not a virtualenv (harness/backends/node.py); the converter
+        # env is a Python env like the others.
+        specs = [e for e in matrix.environments if e.kind != "tfjs"] + ([matrix.converter] if matrix.converter else [])
+        for spec in specs:
             if spec.id in seen:
                 if seen[spec.id] != spec:
                     _say(f"env {spec.id} of {path.name} not generated: another matrix file defines "

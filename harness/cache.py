@@ -19,6 +19,7 @@ import ast
 import hashlib
 import json
 import os
+import re
 
 from .matrix import EnvSpec
 from .results import write_json
@@ -44,17 +45,24 @@ def _spec_digest(spec: EnvSpec) -> str:
     return _digest([spec.python, spec.requirements(), spec.env_vars()])
 
 
+_REQUIRES = re.compile(r"""require\(\s*['"]\./([\w.-]+\.js)['"]\s*\)""")
+
+
 def fixture_hash(path: str) -> str:
     """The fixture module's source plus the sibling modules it imports (its helpers), transitively."""
     folder = os.path.dirname(path)
     seen: dict[str, bytes] = {}
-    todo = [path]
+    # Its TF.js twin (<name>.js, what TF.js envs build and register) and the .js files that requires.
+    todo = [path, os.path.splitext(path)[0] + ".js"]
     while todo:
         current = todo.pop()
         if current in seen or not os.path.isfile(current):
             continue
         with open(current, "rb") as fh:
             seen[current] = fh.read()
+        if current.endswith(".js"):
+            todo += [os.path.join(folder, name) for name in _REQUIRES.findall(seen[current].decode("utf-8", "replace"))]
+            continue
         try:
             tree = ast.parse(seen[current])
         except SyntaxError:

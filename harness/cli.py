@@ -14,6 +14,7 @@ from typing import Any
 
 from .errors import TfcompatError
 from .matrix_defaults import RESAVED
+from .tfjs import converted
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -490,6 +491,10 @@ def _plan(matrix, sel, as_json: bool, root: str, cached: dict, shards: dict | No
                             "checks_cached": c["checks"][0], "checks_to_run": c["checks"][1]}
                       for env, c in cached.items()}}
     plan["checks_to_run"] = sum(c["checks_to_run"] for c in plan["cache"].values())
+    if matrix.converter is not None and any(converted(matrix.env(e), f) for e in sel.envs for f in sel.formats):
+        conv = matrix.converter
+        plan["converter"] = {"id": conv.id, "spec": conv.describe(), "backend": conv.backend_name(),
+                             "requirements": conv.requirements(), "recipes": list(conv.recipes)}
     if here is not None:
         plan["expected"] = here  # on one machine like this one, from recorded costs
     if shards is not None:
@@ -501,6 +506,10 @@ def _plan(matrix, sel, as_json: bool, root: str, cached: dict, shards: dict | No
         for env in plan["environments"]:
             print("%-22s %s; %s%s" % (env["id"], env["spec"], " ".join(env["requirements"][1:]) or "no pins",
                                       "" if env["backend"] == "tox" else " [%s]" % env["backend"]))
+        if "converter" in plan:
+            conv = plan["converter"]
+            print("%-22s %s; %s (converter: makes the TF.js files and the TF.js envs' Keras files)" % (
+                conv["id"], conv["spec"], " ".join(conv["requirements"][1:])))
         print("%d env(s) x %d fixture(s) x %d format(s): %d artifacts, %d checks" % (
             n, len(sel.fixtures), len(sel.formats), plan["artifacts"], plan["checks"]))
         print("cache (.tfcompat/cache): per env, artifacts it saves and checks it runs as consumer:")

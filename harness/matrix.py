@@ -31,20 +31,28 @@ class EnvSpec:
     set_env: dict[str, str] = field(default_factory=dict)
     backend: dict = field(default_factory=dict)
     recipes: tuple[str, ...] = ()  # ids of the install-recipe rules whose pins `pins` includes
+    kind: str = "python"  # "python" | "tfjs" (a TF.js env on Node) | "converter" (runs tensorflowjs)
+    tfjs: str | None = None  # kind tfjs: the @tensorflow/tfjs version
+    tensorflowjs: str | None = None  # kind converter: the tensorflowjs (pip) version
 
     def requirements(self) -> list[str]:
-        """Pip requirement strings: tensorflow first, then Keras, then pins by name."""
+        """Pip requirement strings: tensorflow first, then Keras, then pins by name (a TF.js env:
+        its one npm package)."""
+        if self.kind == "tfjs":
+            return [f"@tensorflow/tfjs@{self.tfjs}"]
         reqs = [f"tensorflow=={self.tensorflow}"]
         if self.keras == "tf-keras":
             reqs.append(f"tf-keras=={self.tf_keras}")
         elif self.keras != "bundled":
             reqs.append(f"keras=={self.keras}")
+        if self.kind == "converter":
+            reqs.append(f"tensorflowjs=={self.tensorflowjs}")
         reqs.extend(f"{name}{spec}" for name, spec in sorted(self.pins.items()))
         return reqs
 
     def env_vars(self) -> dict[str, str]:
         """Environment variables for every process in this env (set_env wins)."""
-        env = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+        env = {"TF_CPP_MIN_LOG_LEVEL": "2"} if self.kind != "tfjs" else {}
         if self.keras == "tf-keras":
             # TF >= 2.16 makes tf.keras the legacy tf-keras only when this is set.
             env["TF_USE_LEGACY_KERAS"] = "1"
@@ -53,11 +61,18 @@ class EnvSpec:
 
     def describe(self) -> str:
         """One human line: 'TF 2.15.1, Keras bundled, Python 3.11'."""
+        if self.kind == "tfjs":
+            return f"TF.js {self.tfjs} (@tensorflow/tfjs, pure JS on Node)"
+        if self.kind == "converter":
+            return f"tensorflowjs {self.tensorflowjs} converter, TF {self.tensorflow}, Python {self.python}"
         keras = f"tf-keras {self.tf_keras}" if self.keras == "tf-keras" else self.keras
         return f"TF {self.tensorflow}, Keras {keras}, Python {self.python}"
 
     def backend_name(self, default: str = "tox") -> str:
-        """The backend this env names in the matrix, else `default` (the CLI's --backend)."""
+        """The backend this env names in the matrix, else `default` (the CLI's --backend); a TF.js
+        env always runs on Node."""
+        if self.kind == "tfjs":
+            return "node"
         return self.backend.get("name") or default
 
     def spec_hash(self, python_path: str | None = None) -> str:
@@ -76,6 +91,9 @@ class EnvSpec:
         del data["id"]
         del data["recipes"]  # what they pin is in `pins`
         del data["backend"]  # its part is in `python_path`
+        for key, default in (("kind", "python"), ("tfjs", None), ("tensorflowjs", None)):
+            if data[key] == default:
+                del data[key]  # added later: an env that does not use them keeps the hash it was built with
         data["requirements"] = self.requirements()
         data["env_vars"] = self.env_vars()
         data["python_path"] = python_path
@@ -123,10 +141,11 @@ class Matrix:
     expectations: list[dict] = field(default_factory=list)
     check_timeout: float = DEFAULT_CHECK_TIMEOUT
     unverified: tuple[str, ...] = ()  # packages whose versions the package index could not confirm (offline)
+    converter: EnvSpec | None = None  # the env that runs the tensorflowjs converter (not a producer or consumer)
 
     def env(self, id: str) -> EnvSpec:
-        """The environment named `id`; KeyError if there is none."""
-        for spec in self.environments:
+        """The environment named `id` (or the converter env); KeyError if there is none."""
+        for spec in self.environments + ([self.converter] if self.converter else []):
             if spec.id == id:
                 return spec
         raise KeyError(id)
@@ -227,4 +246,5 @@ def load_matrix(path: str, *, check_fixture_files: bool = True) -> Matrix:
         expectations=data["expectations"],
         check_timeout=data["check_timeout"],
         unverified=tuple(data.get("unverified") or ()),
+        converter=EnvSpec(**data["converter"]) if data.get("converter") else None,
     )

@@ -42,6 +42,7 @@ RESERVED_ENV_IDS = {"matrix", "tests", "ALL"}
 # Backends an env may name, and the options each takes (harness/backends/ holds the classes).
 BACKEND_OPTIONS: dict[str, tuple[str, ...]] = {"tox": (), "docker": ("base_image", "build_args")}
 # These have their own keys in an environment; a pin would fight them.
+_NPM_VERSION = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+")
 FLAVOUR_PACKAGES = {"tensorflow", "tensorflow-cpu", "tensorflow-intel", "keras", "tf-keras"}
 # The first TF whose own Keras is Keras 3, and the first with a tf-keras release.
 FIRST_KERAS3_TF = Version("2.16")
@@ -300,7 +301,14 @@ class _Checker:
             "format": KNOWN_FORMATS,
         }
         timeout = data.get("check_timeout", DEFAULT_CHECK_TIMEOUT)
+        converter = self.converter(data.get("converter"), defaults, default_pins,
+                                   [e["id"] for e in environments]) if "converter" in data else None
+        converted = [f for f in formats if f in ("tfjs_layers", "tfjs_graph")]
+        if converted and "converter" not in data:
+            self.add(["formats"], f"{converted[0]} is made by the tensorflowjs converter: declare a converter env "
+                                  "(converter: {id: tfjs-converter, tensorflow: ..., tensorflowjs: ...})")
         return {
+            "converter": converter,
             "environments": environments,
             "fixtures": fixtures,
             "formats": list(formats),
@@ -379,6 +387,11 @@ class _Checker:
                              "version and would build the env on that interpreter; rename it (e.g. newestpy)")
                 if env_id in RESERVED_ENV_IDS:
                     self.add(["environments", i, "id"], f"{env_id!r} is reserved (tox.ini uses it); pick another id")
+            if raw.get("kind") == "tfjs":
+                env = self.tfjs_environment(i, raw)
+                if env is not None:
+                    envs.append(env)
+                continue
             if raw.get("python", defaults.get("python")) is None:
                 lacking_python.append(i)
             env = self.environment(i, raw, defaults, default_pins)
@@ -393,8 +406,9 @@ class _Checker:
                      f"missing, and environments {which} set no python; set it here, e.g. \"3.11\"")
         return envs
 
-    def environment(self, i: int, raw: dict, defaults: dict, default_pins: dict) -> dict | None:
-        at = ["environments", i]
+    def environment(self, i: int, raw: dict, defaults: dict, default_pins: dict,
+                    at: list | None = None) -> dict | None:
+        at = at or ["environments", i]
         ok = True
         tf = self.exact_version(raw.get("tensorflow"), at + ["tensorflow"], "2.15.1", "tensorflow")
         keras = raw.get("keras", defaults.get("keras"))
@@ -436,6 +450,35 @@ class _Checker:
                         for k, v in {**_as_dict(defaults.get("set_env")), **_as_dict(raw.get("set_env"))}.items()},
             "backend": self.merged_backend(defaults, raw, at),
         }
+
+    def tfjs_environment(self, i: int, raw: dict) -> dict | None:
+        """A TF.js env: one @tensorflow/tfjs release on Node; the Python keys mean nothing there."""
+        at = ["environments", i]
+        for key in ("python", "tensorflow", "keras", "tf_keras", "pins", "backend"):
+            if key in raw:
+                self.add(at + [key], "not used by a kind: tfjs env (it installs only @tensorflow/tfjs, with npm, "
+                                     "and runs on Node); remove it")
+        version = raw.get("tfjs")
+        if not isinstance(raw.get("id"), str) or not isinstance(version, str) or not _NPM_VERSION.fullmatch(version):
+            return None  # the schema said what is wrong
+        return {"id": raw["id"], "kind": "tfjs", "tfjs": version, "python": "", "tensorflow": "", "keras": "tfjs",
+                "set_env": {k: str(v) for k, v in _as_dict(raw.get("set_env")).items()},
+                "backend": {"name": "node"}}
+
+    def converter(self, raw: Any, defaults: dict, default_pins: dict, env_ids: list[str]) -> dict | None:
+        """The converter env: a Python env with tensorflowjs, checked like the others."""
+        if not isinstance(raw, dict):
+            return None
+        if raw.get("id") in env_ids:
+            self.add(["converter", "id"], f"{raw.get('id')!r} is already an environment's id; give the converter "
+                                          "its own id")
+            return None
+        version = self.exact_version(raw.get("tensorflowjs"), ["converter", "tensorflowjs"], "4.22.0", "tensorflowjs")
+        entry = self.environment(0, dict(raw, keras=raw.get("keras", "bundled")), defaults, default_pins,
+                                 at=["converter"])
+        if entry is None or version is None:
+            return None
+        return dict(entry, kind="converter", tensorflowjs=str(version))
 
     def merged_backend(self, defaults: dict, raw: dict, at: list) -> dict:
         """The env's backend as {"name": ..., options...}, or {} when neither it nor defaults names one

@@ -178,7 +178,7 @@ def _spawn(request: WorkerRequest, items: list[dict], out: WorkerOutcome):
                    "journal": request.journal, "items": list(items), "timeout": request.timeout}, fh)
     log_path = request.journal + ".log"
     offset = os.path.getsize(request.journal) if os.path.exists(request.journal) else 0
-    proc = request.launcher.launch(Launch(args=("-I", request.worker_main, job_path), cwd=request.cwd,
+    proc = request.launcher.launch(Launch(args=request.launcher.argv(request.worker_main, job_path), cwd=request.cwd,
                                           log=log_path, env=dict(request.env), offline=request.offline,
                                           mounts=request.mounts))
     out.processes += 1

@@ -288,11 +288,28 @@ SAVE_CODE = dict(USER_CALL, savedmodel='model.save("savedmodel", save_format="tf
                  tf_weights='model.save_weights("tf_weights/weights", save_format="tf")')
 
 
+def _js_load_code(fmt: str, names: list[str], path: str) -> str:
+    """The TF.js load (and save-again) calls, as JavaScript."""
+    url = path.strip('"')
+    if fmt == "tfjs_graph":
+        code = "const model = await tf.loadGraphModel('%s');" % url
+        if "wrap_tf_model" in names:
+            code += "\n// model.save() failed: wrap it in a tf.Model (a layers model around it), then save that"
+        return code
+    code = "const model = await tf.loadLayersModel('%s');" % url
+    if "js_register_class" in names:
+        code = ("tf.serialization.registerClass(MyLayer);  // each custom class, ported to JavaScript\n"
+                + code)
+    return code
+
+
 def load_code(fmt: str, rung: str | None, loader: str | None, where: str | None = None) -> str:
     """The load call that gave the status, as code: what the user pastes in B."""
     path = '"%s"' % (where or FORMATS[fmt][0])
     names = parts(rung)
     kind = loader or FORMATS[fmt][2]
+    if kind in ("layers", "graph", "tfjs"):
+        return _js_load_code(fmt, names, path)
     if "tfsm_layer" in names or kind == "tfsm":
         return 'layer = keras.layers.TFSMLayer(%s, call_endpoint="serving_default")  # inference only' % path
     if "tf_saved_model_load" in names or kind == "serving":

@@ -10,6 +10,7 @@ from markupsafe import Markup
 
 from .readiness import SAVE_CODE, STATUSES, VERDICTS, Cell, Readiness
 from .report import TEMPLATES, _asset
+from .tfjs import TFJS_FORMATS
 
 # status -> the grid's colour class
 COLOURS = {"ready": "pass", "ready-with-remedy": "pass-with-remedy", "loses-state": "degraded",
@@ -111,6 +112,12 @@ def markdown(r: Readiness, rerun: str | None = None) -> str:
 def _md_move(c: Cell, r: Readiness) -> list[str]:
     if r.labels:
         return ["Load it in %s:" % r.b, "", "```python", c.load_code(), "```", ""] + (
+            ["What it costs: %s." % c.cost, ""] if c.cost else [])
+    if c.format in TFJS_FORMATS:
+        return ["Move with `%s`%s: convert %s's file with the tensorflowjs converter, load it in %s:" % (
+            c.format, " (keeps: %s)" % ", ".join(c.keeps), r.a, r.b), "", "```",
+            "# in the converter env (pip install tensorflowjs), on %s's file" % r.a, SAVE_CODE[c.format],
+            "// in %s (JavaScript)" % r.b, c.load_code(), "```", ""] + (
             ["What it costs: %s." % c.cost, ""] if c.cost else [])
     return ["Move with `%s`%s: save in %s, load in %s:" % (
         c.format, " (keeps: %s)" % ", ".join(c.keeps), r.a, r.b), "", "```python", "# in %s" % r.a,

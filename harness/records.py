@@ -13,6 +13,7 @@ from typing import Any
 from .matrix import Matrix
 from .results import SCHEMA_VERSION, severity
 from .store import RunStore, Selection, check_key
+from .tfjs import not_read
 from .verdict import combine, hint_for
 from .worker import WORKER_VERSION
 from .worker.formats import FORMATS
@@ -25,10 +26,11 @@ FIELDS: dict[str, Any] = {"schema": None, "tolerances": None, "run_id": None, "w
           "checks": {}, "control_failed": False, "expectation": None, "tf_imports": {}, "promises": [],
           "reason": None, "source": None, "save_error_kind": None, "harness_defect": None,
           "backends": {}, "network": None, "cached": False, "cached_from": None, "refusal": None,
-          "resaved": None}
+          "resaved": None, "converted": None}
 
 PHASES = ("check-plain", "check-remedies")
 OWN_FILES = "a re-save variant's origin env saves nothing again: its own files are the fixture's own cells"
+NO_JS_RESAVE = "a TF.js env does not load and re-save Keras files: its re-save is the converter's h5/keras cells"
 
 
 def assemble(store: RunStore, matrix: Matrix, sel: Selection) -> list[dict]:
@@ -52,7 +54,8 @@ def assemble(store: RunStore, matrix: Matrix, sel: Selection) -> list[dict]:
                         "backends": {"producer": run_backends.get(producer)}}
                 meta = metas.get((producer, fx, fmt))
                 if (producer, fx, fmt) in lost or (meta is not None and meta.get("status") == "save-error"):
-                    out.append(_save_error(dict(base, resaved=resaved(meta)), meta, lost.get((producer, fx, fmt)),
+                    out.append(_save_error(dict(base, resaved=resaved(meta), converted=(meta or {}).get("converted")),
+                                           meta, lost.get((producer, fx, fmt)),
                                            versions))
                     continue
                 for consumer in sel.envs:
@@ -73,6 +76,10 @@ def assemble(store: RunStore, matrix: Matrix, sel: Selection) -> list[dict]:
                                                if consumer in check_errors else {})}
                     rec.update(_cell(matrix, errors, journals, producer, consumer, fx, fmt, meta))
                     rec["resaved"] = resaved(meta)
+                    if meta and meta.get("converted"):
+                        # what a converted file keeps is the converter's, not the format's in general
+                        rec["promises"] = list(meta.get("promises") or [])
+                        rec["converted"] = meta["converted"]
                     out.append(_complete(rec))
     _mark_control(out)
     annotate_expectations(out, matrix)
@@ -93,6 +100,13 @@ def _cell(matrix: Matrix, env_errors: dict, journals: dict, producer: str, consu
     if meta is None and matrix.fixture(fx).origin == producer:
         return {"outcome": "not-applicable", "reason": OWN_FILES, "source": "tfcompat: re-save variants",
                 "message": OWN_FILES}
+    if meta is None and matrix.fixture(fx).origin and _kind(matrix, producer) == "tfjs":
+        return {"outcome": "not-applicable", "reason": NO_JS_RESAVE, "source": "tfcompat: re-save variants",
+                "message": NO_JS_RESAVE}
+    unread = not_read(matrix.env(consumer), fmt) if _kind(matrix, consumer) else None
+    if unread and (meta or {}).get("status") == "saved":
+        return {"outcome": "not-applicable", "reason": unread["reason"], "source": unread["source"],
+                "message": "%s (%s)" % (unread["reason"], unread["source"])}
     if meta is None:
         return {"outcome": "harness-error", "message": "the save phase recorded nothing for this artifact",
                 "harness_defect": "no save result and no recorded failure for %s/%s/%s" % (producer, fx, fmt)}
@@ -137,6 +151,14 @@ def _cell(matrix: Matrix, env_errors: dict, journals: dict, producer: str, consu
     verdict.update(attempts=attempts, warnings={"save": save_warnings, "load": load_warnings},
                    duration_s=round(duration, 3))
     return verdict
+
+
+def _kind(matrix: Matrix, env: str) -> str | None:
+    """The env's kind; None for an id the matrix no longer declares (a run of an older matrix)."""
+    try:
+        return matrix.env(env).kind
+    except KeyError:
+        return None
 
 
 def resaved(meta: dict | None) -> dict | None:
@@ -184,9 +206,14 @@ def _save_error(base: dict, meta: dict | None, lost: dict | None, versions: dict
     src = lost if lost is not None else meta or {}
     kind = lost["outcome"] if lost is not None else "exception"
     message = src.get("message") or ""
-    if lost is not None:
+    if lost is not None and kind != "env-error":
         message = "the save worker %s while saving this artifact: %s" % (
             "hung" if kind == "timeout" else "died", message)
+    converted = (meta or {}).get("converted") or {}
+    if lost is None and converted.get("command"):
+        # The artifact is the converter env's: say which conversion failed, in the user's own command.
+        message = "%s (in the converter env, %s) failed: %s" % (converted["command"], converted.get("converter"),
+                                                               message)
     rec = dict(base, consumer=None, same_env=False, outcome="save-error", save_error_kind=kind,
                error_type=src.get("error_type"), message=message, traceback=src.get("traceback"),
                warnings={"save": list((meta or {}).get("warnings") or []), "load": []},
@@ -197,7 +224,7 @@ def _save_error(base: dict, meta: dict | None, lost: dict | None, versions: dict
 
 def _complete(rec: dict) -> dict:
     out = {k: rec.get(k, v) for k, v in FIELDS.items()}
-    out["promises"] = list(FORMATS[rec["format"]][1]) if rec.get("format") in FORMATS else []
+    out["promises"] = list(rec.get("promises") or (FORMATS[rec["format"]][1] if rec.get("format") in FORMATS else []))
     return out
 
 

@@ -63,7 +63,7 @@ DETAIL_KEYS = (
     "producer", "consumer", "fixture", "format", "outcome", "remedy", "remedy_cost", "lost",
     "max_abs_diff", "max_rel_diff", "error_type", "message", "hint", "checks", "promises",
     "control_failed", "expectation", "same_env", "duration_s", "tf_imports", "reason", "source",
-    "save_error_kind", "harness_defect", "backends", "network", "refusal", "resaved",
+    "save_error_kind", "harness_defect", "backends", "network", "refusal", "resaved", "converted",
 )
 ATTEMPT_KEYS = ("remedy", "ok", "outcome", "error_type", "message", "lost", "max_abs_diff", "max_rel_diff",
                 "restore", "harness_defect", "fixtures_absent", "phase")
@@ -401,8 +401,8 @@ def _env_rows(env_ids: list[str], run_meta: dict, records: list[dict], env_error
             "id": env_id,
             "backend": spec.get("backend") or "tox",
             "installed": inst,
-            "python": (inst or {}).get("python"),
-            "tensorflow": (inst or {}).get("tensorflow"),
+            "python": (inst or {}).get("python") or _js(inst, "node", "Node "),
+            "tensorflow": (inst or {}).get("tensorflow") or _js(inst, "tfjs", "TF.js "),
             "keras": (inst or {}).get("keras"),
             "key": [packages.get(p) for p in KEY_PACKAGES],
             "packages": sorted(packages.items()),
@@ -412,6 +412,12 @@ def _env_rows(env_ids: list[str], run_meta: dict, records: list[dict], env_error
             "error": err and " ".join(x for x in (err.get("error_type"), err.get("message")) if x),
         })
     return rows
+
+
+def _js(inst: dict | None, key: str, label: str) -> str | None:
+    """A TF.js env's runtime versions, where a Python env shows Python and TF."""
+    value = (inst or {}).get(key)
+    return label + value if value else None
 
 
 def _failed_side(rec: dict) -> str | None:

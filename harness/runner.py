@@ -15,7 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from . import __version__, process, progress, results
+from . import __version__, process, progress, results, tfjs
 from .backends import get_backend
 from .backends.base import Backend, Mount, Where
 from .cache import ResultCache, artifact_key, cell_key, env_fingerprint, fixture_hash
@@ -23,7 +23,7 @@ from .costs import Costs
 from .errors import ConfigError, EnvError, TfcompatError
 from .matrix import Matrix
 from .records import annotate_expectations, assemble, expectation_summary, harness_defects
-from .store import RunStore, Selection, check_key, save_key
+from .store import RunStore, Selection, check_key, convert_key, save_key
 from .verdict import passed
 from .worker import WORKER_VERSION
 from .worker.formats import FORMATS
@@ -46,7 +46,8 @@ def select(matrix: Matrix, only: list[str] | None, fixtures: list[str] | None,
     """Validate a CLI selection against the matrix; every unknown name is one line.
 
     The re-save variants of the selected fixtures that ask for them follow (`variants=False`: a
-    staged run, whose shards cannot reach every env's artifacts, leaves them out)."""
+    staged run, whose shards cannot reach every env's artifacts, leaves them out, and TF.js with
+    them: the converter needs every producer's files too)."""
     problems = []
     env_ids = [e.id for e in matrix.environments]
     fx_names = [f.name for f in matrix.fixtures]
@@ -66,6 +67,9 @@ def select(matrix: Matrix, only: list[str] | None, fixtures: list[str] | None,
         raise ConfigError(problems)
     if variants:
         sel = Selection(sel.envs, matrix.variants(sel.fixtures, sel.envs), sel.formats)
+    else:
+        sel = Selection(tuple(e for e in sel.envs if matrix.env(e).kind != "tfjs"), sel.fixtures,
+                        tuple(f for f in sel.formats if f not in tfjs.TFJS_FORMATS))
     return sel
 
 
@@ -137,6 +141,14 @@ class Runner:
                       self.store.path("logs"), matrix.path, self.run_id)
         self.backends: dict[str, Backend] = {e: get_backend(self.backend_of[e])(matrix.env(e), where)
                                              for e in selection.envs}
+        # The converter env makes TF.js files from the producers' (and Keras files from TF.js
+        # producers'); it is neither a producer nor a consumer.
+        self.converts = {(e, fmt) for e in selection.envs for fmt in selection.formats
+                         if tfjs.converted(matrix.env(e), fmt)}
+        self.converter = matrix.converter if self.converts else None
+        if self.converter is not None:
+            self.backends[self.converter.id] = get_backend(self.converter.backend_name(self.default_backend))(
+                self.converter, where)
         self.state = RunState(self.run_id, run_dir)
         self.state_dir = where.state_dir
         # The result cache: what an unchanged cell key already gave is reused, never recomputed.
@@ -182,11 +194,16 @@ class Runner:
             return env_fingerprint(self.matrix.env(env), state["installed"])
         return self.cache.remembered(env, self.matrix.env(env))
 
+    def _fingerprints(self) -> dict[str, str | None]:
+        """Each env's fingerprint, the converter's too."""
+        envs = list(self.sel.envs) + ([self.converter.id] if self.converter else [])
+        return {env: self.fingerprint(env) for env in envs}
+
     def cached_artifact(self, env: str, fx: str, fmt: str) -> dict | None:
         fp = self.fps.get(env)
         if fp is None or env in self.refresh:
             return None
-        fx_key = self._fx_key(fx)
+        fx_key = self._fx_key(fx, env, fmt)
         if fx_key is None:
             return None
         key = artifact_key(fp, fx_key, fmt)
@@ -197,23 +214,43 @@ class Runner:
         return self.seen[key]
 
     def cell_key(self, producer: str, consumer: str, fx: str, fmt: str) -> str | None:
-        fp, fc, fx_key = self.fps.get(producer), self.fps.get(consumer), self._fx_key(fx)
+        fp, fc, fx_key = self.fps.get(producer), self.fps.get(consumer), self._fx_key(fx, producer, fmt)
         if fp is None or fc is None or fx_key is None:
             return None
         return cell_key(fp, fc, fx_key, fmt, self.matrix.fixture(fx).tolerances(), self.timeout)
 
-    def makes(self, env: str, fx: str) -> bool:
-        """Whether `env` makes artifacts of `fx`: not of a re-save variant of its own files."""
-        return self.origin[fx] != env
+    def own_formats(self, env: str) -> list[str]:
+        """The formats `env`'s own worker saves: the selected ones the converter does not make, and
+        what the converter starts from (even where not selected)."""
+        own = [f for f in self.sel.formats if (env, f) not in self.converts]
+        for fmt in self.sel.formats:
+            sources = tfjs.sources(self.matrix.env(env), fmt)
+            if sources and not set(sources) & set(own):
+                own.append(sources[0])
+        return own
 
-    def _fx_key(self, fx: str) -> str | None:
-        """The fixture's part of a cache key; a re-save variant's also holds its origin env's
-        fingerprint (its artifacts are made from the origin's)."""
+    def makes(self, env: str, fx: str) -> bool:
+        """Whether `env` makes artifacts of `fx`: not of a re-save variant of its own files, and a
+        TF.js env re-saves no Keras file."""
         origin = self.origin[fx]
-        if origin is None:
-            return self.fx_hash[fx]
-        fp = self.fps.get(origin)
-        return None if fp is None or origin in self.refresh else "%s@%s" % (self.fx_hash[fx], fp)
+        return origin != env and not (origin is not None and self.matrix.env(env).kind == "tfjs")
+
+    def _fx_key(self, fx: str, producer: str, fmt: str) -> str | None:
+        """The fixture's part of a cache key; a re-save variant's also holds its origin env's
+        fingerprint (its artifacts are made from the origin's), a converted artifact the converter's."""
+        origin = self.origin[fx]
+        key = self.fx_hash[fx]
+        if origin is not None:
+            fp = self.fps.get(origin)
+            if fp is None or origin in self.refresh:
+                return None
+            key = "%s@%s" % (key, fp)
+        if (producer, fmt) in self.converts:
+            conv = self.converter.id if self.converter else ""
+            if self.fps.get(conv) is None or conv in self.refresh:
+                return None
+            key = "%s@js:%s" % (key, self.fps[conv])
+        return key
 
     def cached_cell(self, producer: str, consumer: str, fx: str, fmt: str) -> dict | None:
         key = self.cell_key(producer, consumer, fx, fmt)
@@ -226,7 +263,7 @@ class Runner:
     def cache_plan(self) -> dict:
         """Per env, with what the env-state records say now: {artifacts: [cached, to run],
         checks: [cached, to run]} (the env as consumer); nothing is built or started."""
-        self.fps = {env: self.fingerprint(env) for env in self.sel.envs}
+        self.fps = self._fingerprints()
         out = {}
         for env in self.sel.envs:
             arts = [0, 0]
@@ -244,9 +281,10 @@ class Runner:
         if self.fps.get(env) is None or env in self.refresh:
             return True
         for fx in self.sel.fixtures:
-            for fmt in self.sel.formats:
+            for fmt in self.own_formats(env):
                 if self.makes(env, fx) and self.cached_artifact(env, fx, fmt) is None:
                     return True
+            for fmt in self.sel.formats:
                 if saves_only:
                     continue
                 if not all(self._answered(producer, env, fx, fmt) for producer in self.sel.envs):
@@ -256,7 +294,8 @@ class Runner:
     def _answered(self, producer: str, consumer: str, fx: str, fmt: str) -> bool:
         """No check will run for this cell: the matrix excludes it, the cache holds it, or the cache
         holds its artifact and that artifact needs no check (not saved)."""
-        if self.matrix.exclusion_for(producer, consumer, fx, fmt) or not self.makes(producer, fx):
+        if self.matrix.exclusion_for(producer, consumer, fx, fmt) or not self.makes(producer, fx) \
+                or tfjs.not_read(self.matrix.env(consumer), fmt):
             return True
         if self.cached_cell(producer, consumer, fx, fmt) is not None:
             return True
@@ -291,14 +330,15 @@ class Runner:
 
     def _fill_cache(self, records: list[dict]) -> None:
         """Put what this run computed into the cache (reused entries are already there)."""
-        self.cache.remember(self.fps, {e: self.matrix.env(e) for e in self.sel.envs})
+        self.cache.remember(self.fps, {e: self.matrix.env(e) for e in self.fps})
         versions = self.store.versions(self.sel.envs)
-        metas, _ = self.store.saves(self.sel)
+        every = sorted({f for env in self.sel.envs for f in self.own_formats(env)} | set(self.sel.formats))
+        metas, _ = self.store.saves(Selection(self.sel.envs, self.sel.fixtures, tuple(every)))
         for (env, fx, fmt), meta in metas.items():
             fp = self.fps.get(env)
             if fp is None or (env, fx, fmt) in self.reused_artifacts:
                 continue
-            fx_key = self._fx_key(fx)
+            fx_key = self._fx_key(fx, env, fmt)
             if fx_key is None:
                 continue
             self.cache.put_artifact(artifact_key(fp, fx_key, fmt), meta,
@@ -329,7 +369,7 @@ class Runner:
                 self.store.set_env_error(env, None, "check", self.part)
         for cls in {type(self.backends[e]) for e in self.group}:
             cls.cleanup(self.run_id)  # what an earlier, killed segment of this run left running
-        self.fps = {env: self.fingerprint(env) for env in self.sel.envs}
+        self.fps = self._fingerprints()
         self.fps.update({e: fp for e, fp in self.store.fingerprints().items() if e not in self.group})
         self.needs = {env for env in self.group if self._needs_work(env, saves_only=self.stage == "save")}
         try:
@@ -341,6 +381,10 @@ class Runner:
                 t = time.time()
                 self._parallel(self._resave, self.group, "env")  # every original is saved by now
                 self.state.timings["wall_resave_s"] = round(time.time() - t, 1)
+            if self.stage is None and self.converter is not None:
+                t = time.time()
+                self._convert()
+                self.state.timings["wall_convert_s"] = round(time.time() - t, 1)
             if self.stage == "check":
                 self._reuse_unsaved_artifacts()  # producers that no save shard ran
             if self.stage != "save":
@@ -371,7 +415,7 @@ class Runner:
     def finish_merged(self, meta: dict) -> dict:
         """A run dir that shards were merged into: records, the cache, run.json."""
         started = time.time()
-        self.fps = {env: self.fingerprint(env) for env in self.sel.envs}
+        self.fps = self._fingerprints()
         self.fps.update(self.store.fingerprints())
         # What no shard ran comes from the cache: producers with no save job, consumers with no check job.
         self.reused_artifacts = dict(self.store.reused()[0])
@@ -413,7 +457,7 @@ class Runner:
     def _create_and_save(self, env: str) -> None:
         if env not in self.needs:
             for fx in self.sel.fixtures:
-                for fmt in self.sel.formats:
+                for fmt in self.own_formats(env):
                     self.reused_artifacts[(env, fx, fmt)] = self.cached_artifact(env, fx, fmt) or {}
             self.log("%-18s all cached: env not needed" % env)
             return
@@ -421,16 +465,19 @@ class Runner:
         items = []
         done = self.store.read(env, "save").done  # a resumed segment keeps what it saved
         originals = [fx for fx in self.sel.fixtures if self.origin[fx] is None]
+        own = self.own_formats(env)
         for fx in originals:
             spec = self.matrix.fixture(fx)
-            for fmt in self.sel.formats:
+            js = os.path.splitext(spec.path)[0] + ".js"
+            for fmt in own:
                 cached = None if save_key(fx, fmt) in done else self.cached_artifact(env, fx, fmt)
                 if cached is not None:
                     self.reused_artifacts[(env, fx, fmt)] = cached
                     continue
                 items.append({"key": save_key(fx, fmt), "fixture": fx, "fixture_path": spec.path,
                               "format": fmt, "out_dir": self.store.artifact_dir(env, fx, fmt),
-                              "module_dir": self.store.module_dir(env, fx)})
+                              "module_dir": self.store.module_dir(env, fx),
+                              **({"fixture_js": js} if os.path.exists(js) else {})})
         t = time.time()
         out = self._worker(env, "save", None, items, timeout=self.timeout)
         self._time(env, "save_s", t, len(items))
@@ -438,7 +485,7 @@ class Runner:
             first = next(iter(out.failed.values()))
             raise EnvError("%s: %s" % (env, first.get("message")))
         saved = sum(1 for r in out.done.values() if r.get("status") == "saved")
-        reused = len(originals) * len(self.sel.formats) - len(items)
+        reused = len(originals) * len(own) - len(items)
         self.log("%-18s saved %d/%d artifacts%s (%d TF import(s))" % (
             env, saved, len(items), ", %d from the cache" % reused if reused else "", out.processes))
 
@@ -454,7 +501,7 @@ class Runner:
                 continue
             for fmt in self.sel.formats:
                 key = save_key(fx, fmt)
-                if key in done or self.reused_artifacts.get((env, fx, fmt)):
+                if key in done or self.reused_artifacts.get((env, fx, fmt)) or (env, fmt) in self.converts:
                     continue
                 cached = self.cached_artifact(env, fx, fmt)
                 if cached is not None:
@@ -476,6 +523,49 @@ class Runner:
         self.log("%-18s re-saved %d/%d artifacts of other envs (%d TF import(s))" % (
             env, saved, len(items), out.processes))
 
+    def _convert(self) -> None:
+        """The converter env's stage, after every save: TF.js files from the producers' Keras files
+        and SavedModels, Keras files from the TF.js producers' files."""
+        conv = self.converter
+        if conv is None:
+            return
+        errors = set(self.state.env_errors)
+        done = self.store.read(conv.id, "convert").done
+        items = []
+        for env, fmt in sorted(self.converts, key=lambda p: (self.sel.envs.index(p[0]), self.sel.formats.index(p[1]))):
+            if env in errors:
+                continue
+            for fx in self.sel.fixtures:
+                key = convert_key(env, fx, fmt)
+                if not self.makes(env, fx) or key in done:
+                    continue
+                cached = self.cached_artifact(env, fx, fmt)
+                if cached is not None:
+                    self.reused_artifacts[(env, fx, fmt)] = cached
+                    continue
+                sources = tfjs.sources(self.matrix.env(env), fmt)
+                where = {src: self.store.artifact_location(env, fx, src, self.reused_artifacts) for src in sources}
+                source = next((src for src in sources if _saved(where[src])), sources[0])
+                items.append({"key": key, "convert": True, "producer": env, "fixture": fx, "format": fmt,
+                              "source_format": source, "source_dir": where[source],
+                              "out_dir": self.store.artifact_dir(env, fx, fmt)})
+        if not items:
+            return
+        try:
+            self._ensure(conv.id)
+        except EnvError as exc:
+            # Every file it was to make is a save-error that says why; the rest of the run goes on.
+            results.append(self.store.journal(conv.id, "convert"), [
+                {"event": "failed", "key": it["key"], "outcome": "env-error", "error_type": "EnvError",
+                 "message": "the converter env %s could not be built: %s" % (conv.id, exc)} for it in items])
+            self.log("%-18s env-error: %s" % (conv.id, exc))
+            return
+        t = time.time()
+        out = self._worker(conv.id, "convert", None, items, timeout=self.timeout)
+        self._time(conv.id, "convert_s", t, len(items))
+        made = sum(1 for it in items if (out.done.get(it["key"]) or {}).get("status") == "saved")
+        self.log("%-18s converted %d/%d artifacts (%d TF import(s))" % (conv.id, made, len(items), out.processes))
+
     def _plan_checks(self, consumers: list[str]) -> dict[str, list[dict]]:
         """Check items per consumer that the cache does not answer; writes what is reused."""
         self.store.save_reused({k: v for k, v in self.reused_artifacts.items() if v}, {}, self.shard)
@@ -487,6 +577,8 @@ class Runner:
             for (producer, fx, fmt), meta in metas.items():
                 if meta.get("status") != "saved" or self.matrix.exclusion_for(producer, consumer, fx, fmt):
                     continue
+                if tfjs.not_read(self.matrix.env(consumer), fmt):
+                    continue
                 if only is not None and producer not in only:
                     continue  # another part of this consumer checks it
                 key = check_key(producer, consumer, fx, fmt)
@@ -495,8 +587,9 @@ class Runner:
                     self.reused_cells[key] = cached
                     continue
                 spec = self.matrix.fixture(fx)
+                js = os.path.splitext(spec.path)[0] + ".js"
                 items.append({"key": key, "producer": producer, "fixture": fx, "fixture_module": spec.module,
-                              "format": fmt,
+                              "format": fmt, **({"fixture_js": js} if os.path.exists(js) else {}),
                               "artifact_dir": self.store.artifact_location(producer, fx, fmt, self.reused_artifacts),
                               "fixture_path": spec.path, "tolerances": spec.tolerances()})
         self.store.save_reused({k: v for k, v in self.reused_artifacts.items() if v}, self.reused_cells, self.shard)
@@ -511,7 +604,7 @@ class Runner:
             (code if FORMATS[item["format"]][2] == "code" else plain).append(item)
         t = time.time()
         # The no-remedy process never gets a fixture path: it runs as a user without the code.
-        plain_items = [{k: v for k, v in it.items() if k != "fixture_path"} for it in plain]
+        plain_items = [{k: v for k, v in it.items() if k not in ("fixture_path", "fixture_js")} for it in plain]
         out = self._worker(consumer, "check-plain", "plain", plain_items, timeout=self.timeout)
         self._time(consumer, "check_plain_s", t, len(plain))
         again = [it for it in plain if not passed(out.done.get(it["key"]))] + code
@@ -529,12 +622,14 @@ class Runner:
         backend = self.backends[env]
         scratch = self.store.path("scratch", env)
         os.makedirs(scratch, exist_ok=True)
+        saving = phase in ("save", "convert")  # the converter's items are save-phase items of its worker
         req = process.WorkerRequest(
-            env_id=env, launcher=backend.launcher(), phase="save" if phase == "save" else "check",
-            mode=mode, items=tuple(items), journal=self.store.journal(env, phase, "" if phase == "save" else self.part),
+            env_id=env, launcher=backend.launcher(), phase="save" if saving else "check",
+            mode=mode, items=tuple(items), journal=self.store.journal(env, phase, "" if saving else self.part),
             timeout=timeout,
             env=backend.env_vars(), cwd=scratch, offline=phase != "save" if offline is None else offline,
             mounts=self.mounts(),
+            worker_main=backend.worker_main(),
             on_done=self.progress.task(env, phase, len(items), self._per_item(env, phase)) if items else None)
         return process.run(req) if items else process.WorkerOutcome()
 
@@ -596,7 +691,12 @@ class Runner:
         segment = {"started": _iso(started), "finished": _iso(finished),
                    "duration_s": round(finished - started, 1), "timings": self.state.timings,
                    "env_timings": self.state.env_timings}
-        return {"finished": _iso(finished), "segments": prior + [segment],
+        conv = self.converter
+        converter = None if conv is None else {
+            "id": conv.id, "backend": self.backends[conv.id].name, "spec": conv.describe(),
+            "requirements": conv.requirements(), "recipes": list(conv.recipes),
+            "error": self.store.env_errors().get(conv.id)}
+        return {"finished": _iso(finished), "segments": prior + [segment], "converter": converter,
                 "duration_s": round(sum(s["duration_s"] for s in prior + [segment]), 1),
                 "envs": envs, "tf_imports": self.store.tf_imports(self.sel.envs), "outcome_counts": counts,
                 "harness_defects": harness_defects(records),
@@ -605,6 +705,14 @@ class Runner:
                           "entries_dropped": self.cache.dropped, "refresh": sorted(self.refresh)},
                 "phase_times": _phase_times(self.state), "checks": len(records),
                 "check_network": _network_summary(self.backends, self.state.env_errors)}
+
+
+def _saved(artifact_dir: str) -> bool:
+    try:
+        with open(os.path.join(artifact_dir, "meta.json")) as fh:
+            return json.load(fh).get("status") == "saved"
+    except (OSError, ValueError):
+        return False
 
 
 def _network_summary(backends: dict, env_errors: dict) -> str:

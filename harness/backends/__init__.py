@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from .base import Backend
 from .docker import DockerBackend
+from .node import NodeBackend
 from .tox import ToxBackend
 
-BACKENDS: dict[str, type[Backend]] = {ToxBackend.name: ToxBackend, DockerBackend.name: DockerBackend}
+BACKENDS: dict[str, type[Backend]] = {ToxBackend.name: ToxBackend, DockerBackend.name: DockerBackend,
+                                      NodeBackend.name: NodeBackend}
 
 
 def get_backend(name: str) -> type[Backend]:

@@ -60,6 +60,10 @@ class Launcher(ABC):
     def goes_offline(self) -> bool:
         """Whether `offline=True` really leaves the process without a network here."""
 
+    def argv(self, script: str, job: str) -> tuple[str, ...]:
+        """The worker's arguments after the env's interpreter (Python: isolated mode)."""
+        return ("-I", script, job)
+
 
 class LocalPython(Launcher):
     """A Python on this host (a virtualenv's), in its own session; offline in a fresh network namespace."""
@@ -124,6 +128,12 @@ class Backend(ABC):
     @abstractmethod
     def launcher(self) -> Launcher:
         """How worker processes start in this environment."""
+
+    def worker_main(self) -> str:
+        """The worker script processes of this env run (the Python worker; Node runs the JS one)."""
+        from ..process import WORKER_MAIN
+
+        return WORKER_MAIN
 
     def env_vars(self) -> dict[str, str]:
         return dict(self.spec.env_vars())

@@ -238,6 +238,13 @@
           return (t.remedy || "no remedy") + ": " + (t.error_type || "") + " " + (t.message || "").slice(0, 160);
         }).join("; ") || "-"]]);
     }
+    if (d.converted) {
+      section("Converted");
+      kvTable([["from", d.producer + "'s " + d.converted.from + " file"],
+        ["by", (d.converted.converter || "tensorflowjs") + " on TF " + (d.converted.tensorflow || "?") +
+          " (the converter env)"],
+        ["command", d.converted.command || "-"]]);
+    }
     if (d.expectation) {
       section("Expectation (matrix.yaml)");
       var exp = d.expectation;

@@ -28,6 +28,10 @@ FORMATS = {
     # Keras 2 save_weights(prefix): the TF checkpoint format, which also holds the optimizer
     # (https://www.tensorflow.org/api_docs/python/tf/keras/Model#save_weights).
     "tf_weights": ("tf_weights/weights", ("weights", "optimizer_state"), "code"),
+    # TF.js files, made by the tensorflowjs converter (harness/tfjs.py) and loaded by TF.js envs only:
+    # a layers model (loadLayersModel) and a graph model (loadGraphModel), which TF.js can save again.
+    "tfjs_layers": ("tfjs_layers/model.json", ("architecture", "weights", "custom_classes"), "tfjs"),
+    "tfjs_graph": ("tfjs_graph/model.json", ("serving", "js_save"), "tfjs"),
 }
 
 # (format, side, predicate on (keras3, keras_version_tuple), reason, source)
@@ -74,6 +78,9 @@ USER_CALL = {
     "checkpoint": 'tf.train.Checkpoint(model=model, optimizer=model.optimizer).write("ckpt/model")',
     "json": 'open("model.json", "w").write(model.to_json())',
     "tf_weights": 'model.save_weights("tf_weights/weights")',
+    "tfjs_layers": "tensorflowjs_converter --input_format keras model.h5 tfjs_layers  "
+                   "# keras_keras for a Keras 3 .keras file",
+    "tfjs_graph": "tensorflowjs_converter --input_format tf_saved_model savedmodel tfjs_graph",
 }
 
 
@@ -159,6 +166,8 @@ def ladder(fmt, ctx, mode, custom=False):
     `custom`: the artifact names custom classes and the fixture has them, so every model-loader
     rung also passes custom_objects (a user who needs them needs them with any other switch)."""
     kind = FORMATS[fmt][2]
+    if kind == "tfjs":
+        return []  # a TF.js file is loaded by TF.js (harness/worker_js), never by a Python env
     if mode == "plain":
         return [(None, kind)] if kind != "code" else []
     if kind == "code":

@@ -87,6 +87,10 @@ def main(argv):
             # migrated one by converting it in the env it moves to
             if item.get("scan_migrate"):
                 return migrate_item(c, item)
+            if item.get("convert"):
+                from worker.convert import convert_item  # only converter envs have tensorflowjs
+
+                return convert_item(c, item)
             if item.get("resave"):
                 return resave_item(c, item)
             return reference_item(c, item) if item.get("scan") else save_item(c, item)

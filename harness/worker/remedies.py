@@ -37,6 +37,16 @@ REMEDIES = (
     Remedy("tf_saved_model_load", "tl", "tf.saved_model.load",
            "tf.saved_model.load(path).signatures['serving_default'] (inference only)",
            "everything but inference: no training, no Keras layers"),
+    # TF.js (harness/worker_js): the same questions asked in JavaScript.
+    Remedy("js_register_class", "jr", "tf.serialization.registerClass",
+           "define the custom layer in JavaScript and register it with tf.serialization.registerClass "
+           "before tf.loadLayersModel (the fixture's .js file shows how)",
+           "nothing, but the web app must ship a JavaScript port of every custom class"),
+    Remedy("wrap_tf_model", "wm", "wrapped in a tf.Model",
+           "wrap the loaded graph model in a tf.Model (a layers model whose one custom layer runs the graph) "
+           "and save that",
+           "the saved file is a layers model around a custom wrapper layer: whoever loads it must register "
+           "that wrapper class, as for any custom layer"),
 )
 
 BY_NAME = dict((r.name, r) for r in REMEDIES)
