@@ -16,7 +16,7 @@ PRUNED = ("stale", "unused")
 def known_specs(matrix: Matrix, root: str) -> dict[str, EnvSpec]:
     """Env id -> spec over the loaded matrix and every profile beside it (an env any of them names
     is in use)."""
-    specs = {e.id: e for e in matrix.environments}
+    specs = {e.id: e for e in _envs_of(matrix)}
     for path in profile_paths(root).values():
         if os.path.abspath(path) == matrix.path:
             continue
@@ -24,9 +24,13 @@ def known_specs(matrix: Matrix, root: str) -> dict[str, EnvSpec]:
             other = load_matrix(path, check_fixture_files=False)
         except TfcompatError:
             continue
-        for e in other.environments:
+        for e in _envs_of(other):
             specs.setdefault(e.id, e)
     return specs
+
+
+def _envs_of(matrix: Matrix) -> list[EnvSpec]:
+    return matrix.environments + ([matrix.converter] if matrix.converter else [])
 
 
 def envs(matrix: Matrix, root: str, state_dir: str, prune: bool, say=print) -> int:

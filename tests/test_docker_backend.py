@@ -172,6 +172,7 @@ def test_envs_lists_tox_envs_with_their_state_and_says_when_docker_is_away(tmp_p
         (work / name / "bin").mkdir(parents=True)
         (work / name / "bin" / "python").write_text("")
     monkeypatch.setenv("TFCOMPAT_TOX_WORKDIR", str(work))
+    monkeypatch.setenv("TFCOMPAT_NODE_WORKDIR", str(tmp_path / "tfjs"))  # never the checkout's TF.js envs
     monkeypatch.setenv("DOCKER_HOST", "unix://%s/nothing.sock" % tmp_path)
     path = write_matrix(tmp_path, "  - {id: keep, tensorflow: \"2.15.1\", keras: bundled}\n"
                                   "  - {id: old, tensorflow: \"2.15.1\", keras: bundled}")

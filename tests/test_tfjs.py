@@ -3,6 +3,8 @@ which envs read which, and the cells that says (no TensorFlow, no Node)."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from synth import STUB_FIXTURE
 
@@ -157,3 +159,76 @@ def test_cells_across_the_python_and_tfjs_line_are_not_applicable(project, tmp_p
     failed = out[("tfjs4.22", None, "h5")]
     assert failed["outcome"] == "save-error" and failed["save_error_kind"] == "env-error"
     assert failed["message"].startswith("the converter env tfjs-converter could not be built")
+
+
+# -- the node backend, with a stand-in npm (the real one is in test_js_worker.py and test_tfjs_e2e.py) --
+
+FAKE_NPM = """#!/bin/sh
+# npm install --prefix DIR ... @tensorflow/tfjs@VERSION: what npm leaves, and a call log
+echo "$@" >> "$NPM_LOG"
+[ -n "$NPM_FAIL" ] && { echo "npm ERR! 404 Not Found - @tensorflow/tfjs@9.9.9" >&2; exit 1; }
+prefix="$3"; version="${@: -1}"; version="${version##*@}"
+mkdir -p "$prefix/node_modules/@tensorflow/tfjs"
+echo "{\\"version\\": \\"$version\\"}" > "$prefix/node_modules/@tensorflow/tfjs/package.json"
+"""
+
+
+@pytest.fixture
+def node(tmp_path, monkeypatch):
+    from harness.backends.base import Where
+    from harness.backends.node import NodeBackend
+    from harness.matrix import EnvSpec
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "npm").write_text(FAKE_NPM.replace("#!/bin/sh", "#!/bin/bash"))
+    (bin_dir / "npm").chmod(0o755)
+    monkeypatch.setenv("PATH", "%s:%s" % (bin_dir, os.environ["PATH"]))
+    monkeypatch.setenv("NPM_LOG", str(tmp_path / "npm.log"))
+    monkeypatch.setenv("TFCOMPAT_NODE_WORKDIR", str(tmp_path / "tfjs"))
+
+    def make(version="4.22.0", state="state"):
+        spec = EnvSpec(id="js", python="", tensorflow="", keras="tfjs", kind="tfjs", tfjs=version,
+                       backend={"name": "node"})
+        return NodeBackend(spec, Where(str(tmp_path), str(tmp_path / state), str(tmp_path / "logs"),
+                                       str(tmp_path / "matrix.yaml")))
+
+    def calls():
+        log = tmp_path / "npm.log"
+        return log.read_text().splitlines() if log.exists() else []
+
+    return make, calls
+
+
+def test_a_tfjs_env_is_installed_once_and_made_again_when_its_version_changes(node, tmp_path):
+    make, calls = node
+    assert make().create() is True and len(calls()) == 1
+    assert calls()[0].startswith("install --prefix %s" % (tmp_path / "tfjs" / "js"))
+    assert calls()[0].endswith("@tensorflow/tfjs@4.22.0")
+    assert make().create() is False and len(calls()) == 1  # current: reused
+    assert make().current_state()["installed"]["packages"]["@tensorflow/tfjs"] == "4.22.0"
+    assert make(state="other").create() is False and len(calls()) == 1  # a new state dir reuses the folder
+    assert make("3.21.0").create() is True and calls()[-1].endswith("@tensorflow/tfjs@3.21.0")
+    (tmp_path / "tfjs" / ".js.creating").write_text("killed")  # a creation cut short: made again
+    assert make("3.21.0").create() is True and len(calls()) == 3
+
+
+def test_an_npm_failure_is_one_line_naming_the_env(node, monkeypatch):
+    from harness.errors import EnvError
+
+    make, _ = node
+    monkeypatch.setenv("NPM_FAIL", "1")
+    with pytest.raises(EnvError) as info:
+        make("9.9.9").create()
+    assert str(info.value).startswith("js: npm could not install @tensorflow/tfjs@9.9.9 (exit 1): npm ERR! 404")
+    assert "\n" not in str(info.value)
+
+
+def test_the_js_worker_changes_the_envs_fingerprint(node, monkeypatch):
+    from harness.backends import node as node_module
+
+    make, _ = node
+    make().create()
+    before = make().current_state()["installed"]
+    monkeypatch.setattr(node_module, "_worker_digest", lambda: "another")
+    assert make().current_state()["installed"] != before  # cached TF.js cells are not reused

@@ -78,7 +78,11 @@ class NodeBackend(Backend):
         recorded = self.recorded_state() or {}
         marker = os.path.join(node_workdir(self.root), ".%s.creating" % self.spec.id)
         current = bool(recorded) and all(recorded.get(k) == v for k, v in want.items())
-        if current and not os.path.exists(marker) and self._installed_version() == self.spec.tfjs:
+        # With no record (a new state dir) a complete folder of the right version is the env: npm
+        # installs the same pure-JS files whatever Node runs them.
+        if (current or not recorded) and not os.path.exists(marker) and self._installed_version() == self.spec.tfjs:
+            if not current:
+                self.record_state(dict(want, installed=self.list_installed()))
             return False
         os.makedirs(node_workdir(self.root), exist_ok=True)
         with open(marker, "w") as fh:
@@ -153,10 +157,13 @@ class NodeBackend(Backend):
         for name in sorted(os.listdir(work)) if os.path.isdir(work) else []:
             if name.startswith(".") or not os.path.isdir(os.path.join(work, name)):
                 continue
-            if name not in specs:
+            backend = cls(specs[name], where) if name in specs else None
+            if backend is None:
                 state = "unused"
+            elif not backend.recorded_state():
+                state = "unrecorded"  # built from another state dir: the next run there reuses or rebuilds it
             else:
-                state = "current" if cls(specs[name], where).current_state() else "stale"
+                state = "current" if backend.current_state() else "stale"
             out.append({"backend": cls.name, "id": name, "where": os.path.join(work, name), "state": state})
         return out
 
