@@ -133,6 +133,7 @@ def build_page(records: list[dict], run_meta: dict) -> dict:
         "verdicts": [(o, CODES[o]) for o in results.VERDICTS],
         "summary": format_summary(cells, artifacts, formats, fixtures),
         "envs": envs,
+        "converter": run_meta.get("converter"),  # the env that made the TF.js files (no row of the grid)
         "key_packages": KEY_PACKAGES,
         "data_json": Markup(embed_json(data)),
         # The cells' details, the bulk of the page, gzipped: the script inflates them on load.

@@ -11,7 +11,8 @@ import sys
 import pytest
 from corpus import tmpfs
 
-pytestmark = pytest.mark.e2e
+# The slow tier (`tox -e tests -- -m slow`, nightly: .github/workflows/slow-tests.yml).
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SELECT = ["--only", "tf2.15,tf2.16-keras3", "--fixtures", "control,custom_layer", "--formats", "h5,keras,savedmodel"]

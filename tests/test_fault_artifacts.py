@@ -16,7 +16,8 @@ from harness import process
 from harness.backends.base import LocalPython
 from harness.matrix import FixtureSpec
 
-pytestmark = pytest.mark.e2e
+# The slow tier (`tox -e tests -- -m slow`, nightly: .github/workflows/slow-tests.yml).
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = "tf2.15"

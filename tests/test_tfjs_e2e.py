@@ -161,6 +161,7 @@ def test_the_grid_and_the_readiness_report_show_the_tfjs_envs(run):
     for env in (JS3, JS4):
         assert env in page
     assert "TF.js 4.22.0" in page
+    assert 'Converter env <span class="mono">tfjs-converter</span>' in page
     assert run["readiness"].returncode in (0, 1), run["readiness"].stdout + run["readiness"].stderr
     assert "control: ready; move with tfjs_layers" in run["readiness"].stdout
     md = (run["reports"] / ("readiness-%s-to-%s.md" % (K2, JS4))).read_text()

@@ -460,7 +460,7 @@ function predictGraph(tf, model, x, meta) {
     }
   }
   const name = (model.inputs && model.inputs[0] && model.inputs[0].name) ||
-    (meta.graph_signature && Object.keys(meta.graph_signature.inputs || {})[0]);
+    (meta.graph_signature && (meta.graph_signature.inputs || [])[0]);  // signature key names, sorted
   return singleTensor(tf, model.execute({[name]: x}));
 }
 
