@@ -304,9 +304,12 @@ class _Checker:
         converter = self.converter(data.get("converter"), defaults, default_pins,
                                    [e["id"] for e in environments]) if "converter" in data else None
         converted = [f for f in formats if f in ("tfjs_layers", "tfjs_graph")]
-        if converted and "converter" not in data:
-            self.add(["formats"], f"{converted[0]} is made by the tensorflowjs converter: declare a converter env "
-                                  "(converter: {id: tfjs-converter, tensorflow: ..., tensorflowjs: ...})")
+        js_envs = [e["id"] for e in environments if e.get("kind") == "tfjs"]
+        if (converted or js_envs) and "converter" not in data:
+            what = (f"formats: {converted[0]} is made by" if converted else
+                    f"environments: {js_envs[0]}'s Keras files are made by")
+            self.add_line(f"{what} the tensorflowjs converter: declare a converter env "
+                          "(converter: {id: tfjs-converter, tensorflow: ..., tensorflowjs: ...})")
         return {
             "converter": converter,
             "environments": environments,

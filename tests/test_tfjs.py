@@ -102,6 +102,12 @@ def test_tfjs_formats_need_a_converter(project):
                                              'tensorflowjs: "4.22.0"}\n', ""))
     assert found == ["matrix.yaml: formats: tfjs_layers is made by the tensorflowjs converter: declare a converter "
                      "env (converter: {id: tfjs-converter, tensorflow: ..., tensorflowjs: ...})"]
+    # a TF.js env's own Keras files are the converter's too, whatever the formats
+    found = problems(project, MATRIX.replace('converter: {id: tfjs-converter, tensorflow: "2.15.1", '
+                                             'tensorflowjs: "4.22.0"}\n', "").replace(
+        "formats: [h5, keras, tfjs_layers, tfjs_graph]", "formats: [h5]"))
+    assert found == ["matrix.yaml: environments: tfjs4.22's Keras files are made by the tensorflowjs converter: "
+                     "declare a converter env (converter: {id: tfjs-converter, tensorflow: ..., tensorflowjs: ...})"]
     found = problems(project, MATRIX.replace("id: tfjs-converter", "id: tf2.15"))
     assert found == ["matrix.yaml: converter.id: 'tf2.15' is already an environment's id; give the converter its "
                      "own id"]
