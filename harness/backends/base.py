@@ -183,6 +183,28 @@ class Backend(ABC):
         """Delete one env from listing()."""
         raise NotImplementedError(cls.name)
 
+    # -- for backends whose env is a folder of this host (tox, node) --------------------------
+    @classmethod
+    def folder_entry(cls, where: Where, specs: dict[str, EnvSpec], name: str, path: str) -> dict:
+        """listing()'s row for the env folder `path` named `name`: "unused" when no matrix names it,
+        "unrecorded" when this state dir holds no record of it (built from another state dir: the
+        next run there reuses or rebuilds it; never pruned), else "current" or "stale"."""
+        if name not in specs:
+            state = "unused"
+        else:
+            backend = cls(specs[name], where)
+            if not backend.recorded_state():
+                state = "unrecorded"
+            else:
+                state = "current" if backend.current_state() else "stale"
+        return {"backend": cls.name, "id": name, "where": path, "state": state}
+
+    @classmethod
+    def remove_folder(cls, where: Where, entry: dict) -> None:
+        """remove() of a folder env: the folder and its env-state record."""
+        shutil.rmtree(entry["where"], ignore_errors=True)
+        EnvStates(where.state_dir).drop(entry["id"], cls.name)
+
 
 # Lists what an env holds without importing TensorFlow (Python 3.7 has no importlib.metadata).
 INSTALLED = (

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+from functools import cache
 
 from ..errors import BackendUnavailable, EnvError
 from ..matrix import EnvSpec
@@ -157,26 +158,18 @@ class NodeBackend(Backend):
         for name in sorted(os.listdir(work)) if os.path.isdir(work) else []:
             if name.startswith(".") or not os.path.isdir(os.path.join(work, name)):
                 continue
-            backend = cls(specs[name], where) if name in specs else None
-            if backend is None:
-                state = "unused"
-            elif not backend.recorded_state():
-                state = "unrecorded"  # built from another state dir: the next run there reuses or rebuilds it
-            else:
-                state = "current" if backend.current_state() else "stale"
-            out.append({"backend": cls.name, "id": name, "where": os.path.join(work, name), "state": state})
+            out.append(cls.folder_entry(where, specs, name, os.path.join(work, name)))
         return out
 
     @classmethod
     def remove(cls, where: Where, entry: dict) -> None:
-        from ..envstate import EnvStates
-
-        shutil.rmtree(entry["where"], ignore_errors=True)
-        EnvStates(where.state_dir).drop(entry["id"], cls.name)
+        cls.remove_folder(where, entry)
 
 
+@cache
 def _node_identity() -> str:
-    """'<path> v20.1.0': which Node runs the env's worker (part of the env's spec hash)."""
+    """'<path> v20.1.0': which Node runs the env's worker (part of the env's spec hash); asked once
+    per process (create(), current_state() and list_installed() all need it)."""
     node = node_binary()
     if node is None:
         return ""

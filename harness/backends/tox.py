@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
-from ..envstate import EnvStates
 from ..errors import EnvError
 from ..interpreters import find_python
 from ..matrix import EnvSpec
@@ -99,21 +97,13 @@ class ToxBackend(Backend):
         for name in names:
             if name in ("tests", "matrix", ".pkg") or name.startswith("."):
                 continue  # tox.ini's own envs, not matrix envs
-            if name not in specs:
-                state = "unused"
-            else:
-                backend = cls(specs[name], where)
-                if not backend.recorded_state():
-                    state = "unrecorded"  # built outside this state dir: the next run lets tox reconcile it
-                else:
-                    state = "current" if backend.current_state() else "stale"
-            out.append({"backend": cls.name, "id": name, "where": os.path.join(work, name), "state": state})
+            # an unrecorded env was built outside this state dir: the next run lets tox reconcile it
+            out.append(cls.folder_entry(where, specs, name, os.path.join(work, name)))
         return out
 
     @classmethod
     def remove(cls, where: Where, entry: dict) -> None:
-        shutil.rmtree(entry["where"], ignore_errors=True)
-        EnvStates(where.state_dir).drop(entry["id"], cls.name)
+        cls.remove_folder(where, entry)
 
 
 def _last_error(log: str) -> str:
