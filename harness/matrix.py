@@ -116,6 +116,11 @@ class FixtureSpec:
     base: str | None = None  # a re-save variant: the fixture it re-saves
 
     @property
+    def twin(self) -> str:
+        """Where the fixture's TF.js twin would be: <name>.js beside the module (fixtures/README.md)."""
+        return os.path.splitext(self.path)[0] + ".js"
+
+    @property
     def module(self) -> str:
         """The fixture module's name: a variant loads its base fixture's module."""
         return self.base or self.name
@@ -145,9 +150,11 @@ class Matrix:
 
     def env(self, id: str) -> EnvSpec:
         """The environment named `id` (or the converter env); KeyError if there is none."""
-        for spec in self.environments + ([self.converter] if self.converter else []):
+        for spec in self.environments:
             if spec.id == id:
                 return spec
+        if self.converter is not None and self.converter.id == id:
+            return self.converter
         raise KeyError(id)
 
     def require_envs(self, named: list[tuple[str, str]]) -> None:

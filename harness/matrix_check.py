@@ -28,7 +28,14 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from harness.errors import ConfigError
-from harness.matrix_defaults import DEFAULT_ATOL, DEFAULT_CHECK_TIMEOUT, DEFAULT_RTOL, KNOWN_FORMATS, WILDCARD
+from harness.matrix_defaults import (
+    DEFAULT_ATOL,
+    DEFAULT_CHECK_TIMEOUT,
+    DEFAULT_RTOL,
+    KNOWN_FORMATS,
+    TFJS_FORMATS,
+    WILDCARD,
+)
 from harness.matrix_expand import expand, released, wheel_for
 from harness.matrix_load import parse_yaml, read_text
 from harness.recipes import pins_for, python_for
@@ -42,7 +49,6 @@ RESERVED_ENV_IDS = {"matrix", "tests", "ALL"}
 # Backends an env may name, and the options each takes (harness/backends/ holds the classes).
 BACKEND_OPTIONS: dict[str, tuple[str, ...]] = {"tox": (), "docker": ("base_image", "build_args")}
 # These have their own keys in an environment; a pin would fight them.
-_NPM_VERSION = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+")
 FLAVOUR_PACKAGES = {"tensorflow", "tensorflow-cpu", "tensorflow-intel", "keras", "tf-keras"}
 # The first TF whose own Keras is Keras 3, and the first with a tf-keras release.
 FIRST_KERAS3_TF = Version("2.16")
@@ -303,7 +309,7 @@ class _Checker:
         timeout = data.get("check_timeout", DEFAULT_CHECK_TIMEOUT)
         converter = self.converter(data.get("converter"), defaults, default_pins,
                                    [e["id"] for e in environments]) if "converter" in data else None
-        converted = [f for f in formats if f in ("tfjs_layers", "tfjs_graph")]
+        converted = [f for f in formats if f in TFJS_FORMATS]
         js_envs = [e["id"] for e in environments if e.get("kind") == "tfjs"]
         if (converted or js_envs) and "converter" not in data:
             what = (f"formats: {converted[0]} is made by" if converted else
@@ -462,7 +468,8 @@ class _Checker:
                 self.add(at + [key], "not used by a kind: tfjs env (it installs only @tensorflow/tfjs, with npm, "
                                      "and runs on Node); remove it")
         version = raw.get("tfjs")
-        if not isinstance(raw.get("id"), str) or not isinstance(version, str) or not _NPM_VERSION.fullmatch(version):
+        exact = _load_schema()["$defs"]["environment"]["properties"]["tfjs"]["pattern"]
+        if not isinstance(raw.get("id"), str) or not isinstance(version, str) or not re.fullmatch(exact, version):
             return None  # the schema said what is wrong
         return {"id": raw["id"], "kind": "tfjs", "tfjs": version, "python": "", "tensorflow": "", "keras": "tfjs",
                 "set_env": {k: str(v) for k, v in _as_dict(raw.get("set_env")).items()},

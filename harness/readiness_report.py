@@ -113,15 +113,15 @@ def _md_move(c: Cell, r: Readiness) -> list[str]:
     if r.labels:
         return ["Load it in %s:" % r.b, "", "```python", c.load_code(), "```", ""] + (
             ["What it costs: %s." % c.cost, ""] if c.cost else [])
-    if c.format in TFJS_FORMATS:
-        return ["Move with `%s`%s: convert %s's file with the tensorflowjs converter, load it in %s:" % (
-            c.format, " (keeps: %s)" % ", ".join(c.keeps), r.a, r.b), "", "```",
-            "# in the converter env (pip install tensorflowjs), on %s's file" % r.a, SAVE_CODE[c.format],
-            "// in %s (JavaScript)" % r.b, c.load_code(), "```", ""] + (
-            ["What it costs: %s." % c.cost, ""] if c.cost else [])
-    return ["Move with `%s`%s: save in %s, load in %s:" % (
-        c.format, " (keeps: %s)" % ", ".join(c.keeps), r.a, r.b), "", "```python", "# in %s" % r.a,
-        SAVE_CODE[c.format], "# in %s" % r.b, c.load_code(), "```", ""] + (
+    if c.format in TFJS_FORMATS:  # made by the converter env, loaded in JavaScript
+        how, fence = "convert %s's file with the tensorflowjs converter, load it in %s" % (r.a, r.b), ""
+        at_a = "# in the converter env (pip install tensorflowjs), on %s's file" % r.a
+        at_b = "// in %s (JavaScript)" % r.b
+    else:
+        how, fence = "save in %s, load in %s" % (r.a, r.b), "python"
+        at_a, at_b = "# in %s" % r.a, "# in %s" % r.b
+    return ["Move with `%s` (keeps: %s): %s:" % (c.format, ", ".join(c.keeps), how), "", "```" + fence, at_a,
+            SAVE_CODE[c.format], at_b, c.load_code(), "```", ""] + (
         ["What it costs: %s." % c.cost, ""] if c.cost else [])
 
 

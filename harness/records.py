@@ -10,7 +10,7 @@ import datetime
 import os
 from typing import Any
 
-from .matrix import Matrix
+from .matrix import EnvSpec, Matrix
 from .results import SCHEMA_VERSION, severity
 from .store import RunStore, Selection, check_key
 from .tfjs import not_read
@@ -100,10 +100,12 @@ def _cell(matrix: Matrix, env_errors: dict, journals: dict, producer: str, consu
     if meta is None and matrix.fixture(fx).origin == producer:
         return {"outcome": "not-applicable", "reason": OWN_FILES, "source": "tfcompat: re-save variants",
                 "message": OWN_FILES}
-    if meta is None and matrix.fixture(fx).origin and _kind(matrix, producer) == "tfjs":
+    maker = _spec(matrix, producer)
+    if meta is None and matrix.fixture(fx).origin and maker is not None and maker.kind == "tfjs":
         return {"outcome": "not-applicable", "reason": NO_JS_RESAVE, "source": "tfcompat: re-save variants",
                 "message": NO_JS_RESAVE}
-    unread = not_read(matrix.env(consumer), fmt) if _kind(matrix, consumer) else None
+    reader = _spec(matrix, consumer)
+    unread = not_read(reader, fmt) if reader else None
     if unread and (meta or {}).get("status") == "saved":
         return {"outcome": "not-applicable", "reason": unread["reason"], "source": unread["source"],
                 "message": "%s (%s)" % (unread["reason"], unread["source"])}
@@ -153,12 +155,13 @@ def _cell(matrix: Matrix, env_errors: dict, journals: dict, producer: str, consu
     return verdict
 
 
-def _kind(matrix: Matrix, env: str) -> str | None:
-    """The env's kind; None for an id the matrix no longer declares (a run of an older matrix)."""
+def _spec(matrix: Matrix, env: str) -> EnvSpec | None:
+    """The env's spec; None for an id the matrix no longer declares (a run of an older matrix)."""
     try:
-        return matrix.env(env).kind
+        return matrix.env(env)
     except KeyError:
         return None
+
 
 
 def resaved(meta: dict | None) -> dict | None:

@@ -157,6 +157,10 @@ class Runner:
         self.fx_hash = {fx: fixture_hash(matrix.fixture(fx).path) for fx in selection.fixtures}
         # fixture -> the origin env of a re-save variant (None for the others): read once, not per cell
         self.origin = {fx: matrix.fixture(fx).origin for fx in selection.fixtures}
+        # fixture -> its TF.js twin's path where there is one (items for TF.js envs carry it)
+        self.twin = {fx: matrix.fixture(fx).twin for fx in selection.fixtures
+                     if os.path.exists(matrix.fixture(fx).twin)}
+        self.own = {e: self.own_formats(e) for e in selection.envs}  # what each env's own worker saves
         self.fps: dict[str, str | None] = {}
         self.created: set[str] = set()
         self.lock = threading.Lock()
@@ -281,7 +285,7 @@ class Runner:
         if self.fps.get(env) is None or env in self.refresh:
             return True
         for fx in self.sel.fixtures:
-            for fmt in self.own_formats(env):
+            for fmt in self.own[env]:
                 if self.makes(env, fx) and self.cached_artifact(env, fx, fmt) is None:
                     return True
             for fmt in self.sel.formats:
@@ -332,7 +336,7 @@ class Runner:
         """Put what this run computed into the cache (reused entries are already there)."""
         self.cache.remember(self.fps, {e: self.matrix.env(e) for e in self.fps})
         versions = self.store.versions(self.sel.envs)
-        every = sorted({f for env in self.sel.envs for f in self.own_formats(env)} | set(self.sel.formats))
+        every = sorted({f for env in self.sel.envs for f in self.own[env]} | set(self.sel.formats))
         metas, _ = self.store.saves(Selection(self.sel.envs, self.sel.fixtures, tuple(every)))
         for (env, fx, fmt), meta in metas.items():
             fp = self.fps.get(env)
@@ -457,7 +461,7 @@ class Runner:
     def _create_and_save(self, env: str) -> None:
         if env not in self.needs:
             for fx in self.sel.fixtures:
-                for fmt in self.own_formats(env):
+                for fmt in self.own[env]:
                     self.reused_artifacts[(env, fx, fmt)] = self.cached_artifact(env, fx, fmt) or {}
             self.log("%-18s all cached: env not needed" % env)
             return
@@ -465,10 +469,9 @@ class Runner:
         items = []
         done = self.store.read(env, "save").done  # a resumed segment keeps what it saved
         originals = [fx for fx in self.sel.fixtures if self.origin[fx] is None]
-        own = self.own_formats(env)
+        own = self.own[env]
         for fx in originals:
             spec = self.matrix.fixture(fx)
-            js = os.path.splitext(spec.path)[0] + ".js"
             for fmt in own:
                 cached = None if save_key(fx, fmt) in done else self.cached_artifact(env, fx, fmt)
                 if cached is not None:
@@ -477,7 +480,7 @@ class Runner:
                 items.append({"key": save_key(fx, fmt), "fixture": fx, "fixture_path": spec.path,
                               "format": fmt, "out_dir": self.store.artifact_dir(env, fx, fmt),
                               "module_dir": self.store.module_dir(env, fx),
-                              **({"fixture_js": js} if os.path.exists(js) else {})})
+                              **({"fixture_js": self.twin[fx]} if fx in self.twin else {})})
         t = time.time()
         out = self._worker(env, "save", None, items, timeout=self.timeout)
         self._time(env, "save_s", t, len(items))
@@ -587,9 +590,8 @@ class Runner:
                     self.reused_cells[key] = cached
                     continue
                 spec = self.matrix.fixture(fx)
-                js = os.path.splitext(spec.path)[0] + ".js"
                 items.append({"key": key, "producer": producer, "fixture": fx, "fixture_module": spec.module,
-                              "format": fmt, **({"fixture_js": js} if os.path.exists(js) else {}),
+                              "format": fmt, **({"fixture_js": self.twin[fx]} if fx in self.twin else {}),
                               "artifact_dir": self.store.artifact_location(producer, fx, fmt, self.reused_artifacts),
                               "fixture_path": spec.path, "tolerances": spec.tolerances()})
         self.store.save_reused({k: v for k, v in self.reused_artifacts.items() if v}, self.reused_cells, self.shard)

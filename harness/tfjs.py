@@ -9,9 +9,8 @@
 from __future__ import annotations
 
 from .matrix import EnvSpec
+from .matrix_defaults import TFJS_FORMATS
 
-TFJS_FORMATS = ("tfjs_layers", "tfjs_graph")
-FROM_TFJS = ("h5", "keras")  # what the converter makes of a TF.js producer's tfjs_layers
 GUIDE = "https://www.tensorflow.org/js/guide/conversion"
 
 # (target format, producer side) -> the producer's formats to convert from, first saved one wins.
@@ -42,7 +41,7 @@ def side(spec: EnvSpec) -> str:
 
 def converted(spec: EnvSpec, fmt: str) -> bool:
     """Whether the converter env, not `spec`'s own worker, makes `spec`'s artifact of `fmt`."""
-    return (fmt, side(spec)) in SOURCES
+    return bool(sources(spec, fmt))
 
 
 def sources(spec: EnvSpec, fmt: str) -> tuple[str, ...]:
