@@ -169,19 +169,26 @@ def test_the_grid_and_the_readiness_report_show_the_tfjs_envs(run):
     assert "tf.serialization.registerClass" in md
 
 
+def check_in_js(run, tmp_path, js, key, fixture, fmt, timeout, env, **extra):
+    """One remedies-mode check of the run's tf2.15 artifact by the real JS worker of `js`, under
+    process.run: (outcome, journal path)."""
+    state = tmp_path / "state"
+    node = NodeBackend(run["matrix"].env(js), Where(ROOT, str(state), str(state / "logs"), run["matrix"].path))
+    node.create()
+    item = {"key": key, "producer": K2, "fixture": fixture, "format": fmt,
+            "artifact_dir": str(run["artifacts"] / K2 / fixture / fmt),
+            "tolerances": {"predictions": {"atol": 1e-5, "rtol": 1e-5}}, **extra}
+    journal = str(tmp_path / "j.jsonl")
+    out = process.run(process.WorkerRequest(
+        env_id=js, launcher=node.launcher(), phase="check", mode="remedies", items=(item,), journal=journal,
+        timeout=timeout, worker_main=node.worker_main(), cwd=str(tmp_path), env=env))
+    return out, journal
+
+
 def test_the_wrap_remedy_saves_a_graph_model_as_a_layers_model(run, tmp_path):
     # the remedy for a graph model whose save() fails, run for real even though 4.22's save works
-    spec = run["matrix"].env(JS4)
-    state = tmp_path / "state"
-    node = NodeBackend(spec, Where(ROOT, str(state), str(state / "logs"), run["matrix"].path))
-    node.create()
-    art = str(run["artifacts"] / K2 / "control" / "tfjs_graph")
-    item = {"key": "wrap", "producer": K2, "fixture": "control", "format": "tfjs_graph", "artifact_dir": art,
-            "tolerances": {"predictions": {"atol": 1e-5, "rtol": 1e-5}}}
-    out = process.run(process.WorkerRequest(
-        env_id=JS4, launcher=node.launcher(), phase="check", mode="remedies", items=(item,),
-        journal=str(tmp_path / "j.jsonl"), timeout=120.0, worker_main=node.worker_main(), cwd=str(tmp_path),
-        env={"TFCOMPAT_WORKER_JS_WRAP": "always"}))
+    out, _ = check_in_js(run, tmp_path, JS4, "wrap", "control", "tfjs_graph", 120.0,
+                         {"TFCOMPAT_WORKER_JS_WRAP": "always"})
     (attempt,) = out.done["wrap"]["attempts"]
     assert attempt["remedy"] == "wrap_tf_model" and attempt["outcome"] == "pass", attempt
     assert attempt["checks"]["save"] is True
@@ -189,19 +196,9 @@ def test_the_wrap_remedy_saves_a_graph_model_as_a_layers_model(run, tmp_path):
 
 def test_a_hung_js_rung_is_one_timed_out_attempt_at_that_rung(run, tmp_path):
     # the JS worker journals each rung before it runs, as the Python worker does: a hang names its rung
-    spec = run["matrix"].env(JS3)
-    state = tmp_path / "state"
-    node = NodeBackend(spec, Where(ROOT, str(state), str(state / "logs"), run["matrix"].path))
-    node.create()
-    art = str(run["artifacts"] / K2 / "custom_layer" / "tfjs_layers")
-    item = {"key": "hang", "producer": K2, "fixture": "custom_layer", "format": "tfjs_layers", "artifact_dir": art,
-            "fixture_js": os.path.join(ROOT, "fixtures", "custom_layer.js"),
-            "tolerances": {"predictions": {"atol": 1e-5, "rtol": 1e-5}}}
-    journal = str(tmp_path / "j.jsonl")
-    out = process.run(process.WorkerRequest(
-        env_id=JS3, launcher=node.launcher(), phase="check", mode="remedies", items=(item,), journal=journal,
-        timeout=3.0, worker_main=node.worker_main(), cwd=str(tmp_path),
-        env={"TFCOMPAT_WORKER_PAUSE": "hang|rung:js_register_class", "TFCOMPAT_WORKER_PAUSE_S": "60"}))
+    out, journal = check_in_js(run, tmp_path, JS3, "hang", "custom_layer", "tfjs_layers", 3.0,
+                               {"TFCOMPAT_WORKER_PAUSE": "hang|rung:js_register_class", "TFCOMPAT_WORKER_PAUSE_S": "60"},
+                               fixture_js=os.path.join(ROOT, "fixtures", "custom_layer.js"))
     assert out.failed["hang"]["outcome"] == "timeout" and out.processes == 2  # retried once, alone
     j = process.read_journal(journal)
     assert j.rung["hang"] == "js_register_class"
