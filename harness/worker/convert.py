@@ -13,11 +13,7 @@ import json
 import os
 import shutil
 import time
-
-try:
-    from shlex import quote as _quote
-except ImportError:  # pragma: no cover
-    from pipes import quote as _quote
+from shlex import quote as _quote
 
 from . import formats
 from .capture import Captured, describe, disk_full
