@@ -22,12 +22,12 @@ import os
 import re
 
 from .matrix import EnvSpec
+from .outcomes import CACHEABLE
 from .results import write_json
 from .worker import WORKER_VERSION
 
-# Outcomes worth keeping: deterministic results. A crash or hang may be flaky, and env and harness
-# errors are not results: those cells run again.
-CACHED_OUTCOMES = {"pass", "pass-with-remedy", "degraded", "load-error", "wrong-output", "not-applicable"}
+# Outcomes worth keeping are the outcome table's `cacheable` ones (harness/outcomes.py).
+CACHED_OUTCOMES = CACHEABLE
 CACHED_SAVES = {"saved", "not-applicable", "save-error"}
 
 

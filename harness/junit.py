@@ -1,7 +1,7 @@
 """reports/junit.xml: one testcase per verdict cell, so any CI shows the grid natively.
 
-A cell fails when its verdict is worse than pass-with-remedy (a model that loads with a remedy the
-user can apply still passes) and no met expectation covers it; non-verdicts (save-error,
+A cell fails when it is not usable (harness/outcomes.py: a passing outcome, through no rung that keeps
+the user on Keras 2) and no met expectation covers it; non-verdicts (save-error,
 not-applicable, env-error) are skipped testcases with their reason; a harness defect is an error.
 """
 
@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from . import results
-
-PASSING = ("pass", "pass-with-remedy")
+from .outcomes import is_verdict, keras2_only, usable
 
 
 def junit_xml(records: list[dict], run_id: str) -> bytes:
@@ -35,14 +33,16 @@ def junit_xml(records: list[dict], run_id: str) -> bytes:
             if outcome == "harness-error":
                 counts["errors"] += 1
                 ET.SubElement(case, "error", message=text[:500], type=outcome).text = rec.get("harness_defect") or ""
-            elif not results.is_verdict(outcome):
+            elif not is_verdict(outcome):
                 counts["skipped"] += 1
                 ET.SubElement(case, "skipped", message=text[:500])
-            elif outcome not in PASSING and not expected:
+            elif not usable(outcome, rec.get("remedy")) and not expected:
                 counts["failures"] += 1
+                if keras2_only(rec.get("remedy")) and usable(outcome, None):
+                    text = "usable only through the legacy tf_keras (Keras 2), not on Keras 3: " + text
                 failure = ET.SubElement(case, "failure", message=text[:500], type=outcome)
                 failure.text = (rec.get("hint") or "") + ("\n" + rec["traceback"] if rec.get("traceback") else "")
-            elif outcome not in PASSING:
+            elif not usable(outcome, rec.get("remedy")):
                 ET.SubElement(case, "system-out").text = "expected: %s" % rec["expectation"].get("reason")
         for k, v in counts.items():
             suite.set(k, str(v))

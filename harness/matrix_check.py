@@ -38,8 +38,8 @@ from harness.matrix_defaults import (
 )
 from harness.matrix_expand import expand, released, wheel_for
 from harness.matrix_load import parse_yaml, read_text
+from harness.outcomes import OUTCOMES
 from harness.recipes import pins_for, python_for
-from harness.results import OUTCOMES
 
 SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "matrix.schema.json")
 # The fixtures that ship with tfcompat; a matrix elsewhere may name them without a path.

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 
 from . import results
 from .worker.formats import FORMATS, USER_CALL
-from .worker.remedies import BY_NAME, parts
+from .worker.remedies import BY_NAME, REMEDIES, parts
 
-LEGACY = {"legacy_keras"}
-INFERENCE_ONLY = {"tfsm_layer", "tf_saved_model_load"}
+LEGACY = {r.name for r in REMEDIES if r.keras2}
+INFERENCE_ONLY = {r.name for r in REMEDIES if r.inference}
 
 # status -> (label, meaning); best first
 STATUSES = {

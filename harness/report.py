@@ -17,41 +17,14 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from harness import __version__, results
+from harness import __version__, outcomes, results
 from harness.records import harness_defects
 from harness.worker.remedies import BY_NAME, REMEDIES, parts
 
 TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 
-# Short text code per outcome: the cell shows it next to its colour.
-CODES = {
-    "pass": "P",
-    "pass-with-remedy": "P+R",
-    "degraded": "DEG",
-    "load-error": "LOAD",
-    "crash": "CRASH",
-    "timeout": "T/O",
-    "wrong-output": "WRONG",
-    "save-error": "SAVE",
-    "not-applicable": "n/a",
-    "env-error": "ENV",
-    "harness-error": "HARN",
-}
-MEANINGS = {
-    "pass": "loads with the canonical loader, no help needed; predictions (and state, where checked) match",
-    "pass-with-remedy": "passes only with a remedy users apply (custom objects, compile=False, ...); the cell names it",
-    "degraded": "loads, but a promised property was lost (or only a remedy that loses one worked)",
-    "load-error": "does not load, with or without remedies",
-    "crash": "the process died while loading or checking",
-    "timeout": "the check hung and was stopped",
-    "wrong-output": "loads but predicts differently: silent corruption, the worst",
-    "save-error": "the producer could not save this artifact (shown once, across the producer row)",
-    "not-applicable": "the format does not apply to this Keras version (declared table), or the matrix "
-                      "excludes the cell; its reason and source are in the details (not a verdict)",
-    "env-error": "the environment could not be built or import TensorFlow (not a verdict)",
-    "harness-error": "a defect of the harness itself (a failed honesty check or precondition): the result "
-                     "is not trusted, not a verdict, and the run fails",
-}
+CODES = outcomes.CODES  # short text code per outcome: the cell shows it next to its colour
+MEANINGS = outcomes.MEANINGS
 CHECKS = ("predictions", "classes", "optimizer", "resume", "serving", "weights")
 KEY_PACKAGES = ("h5py", "numpy", "protobuf", "tensorflow-hub")
 TRACEBACK_LINES = 40
@@ -147,7 +120,8 @@ def format_summary(cells: dict, artifacts: dict, formats: list[str], fixtures: l
     """Per format: counts per verdict and pass rates over verdict cells only.
 
     `cells` maps (producer, consumer, fixture, format) and `artifacts` (producer, fixture, format)
-    to records. `pass` counts outcome pass; `usable` counts pass and pass-with-remedy. Non-verdict
+    to records. `pass` counts outcome pass; `usable` counts the passing outcomes reached without a rung
+that keeps the user on Keras 2 (`keras2_only` counts those apart: never usable on Keras 3). Non-verdict
     cells (save-error, not-applicable, env-error) are counted apart in `not_counted`, and artifacts
     that could not be saved in `save_errors` (once per artifact).
     """
@@ -167,7 +141,9 @@ def format_summary(cells: dict, artifacts: dict, formats: list[str], fixtures: l
             "verdicts": len(verdicts),
             "counts": [(o, CODES[o], counts[o]) for o in results.VERDICTS],
             "pass": _rate(counts["pass"], len(verdicts)),
-            "usable": _rate(counts["pass"] + counts["pass-with-remedy"], len(verdicts)),
+            "usable": _rate(sum(1 for r in verdicts if outcomes.usable(r["outcome"], r.get("remedy"))), len(verdicts)),
+            "keras2_only": sum(1 for r in verdicts if outcomes.usable(r["outcome"], None)
+                               and outcomes.keras2_only(r.get("remedy"))),
             "per_fixture": per_fixture,
             "not_counted": len(recs) - len(verdicts),
             "save_errors": len(unsaved),

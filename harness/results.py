@@ -7,23 +7,16 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from . import outcomes
+
 SCHEMA_VERSION = 3  # 3: backends and network per record
 
-# Verdicts, least to most severe. `wrong-output` is worst: it loads and silently differs.
-VERDICTS = ["pass", "pass-with-remedy", "degraded", "load-error", "crash", "timeout", "wrong-output"]
-# Not verdicts: they count neither in pass rates nor as regressions. `harness-error` is a defect
-# of the harness itself (a failed honesty check or precondition): the run fails loudly on it.
-NON_VERDICTS = ["save-error", "not-applicable", "env-error", "harness-error"]
-OUTCOMES = VERDICTS + NON_VERDICTS
-
-
-def severity(outcome: str) -> int:
-    """Rank of a verdict (higher is worse); non-verdicts rank -1."""
-    return VERDICTS.index(outcome) if outcome in VERDICTS else -1
-
-
-def is_verdict(outcome: str) -> bool:
-    return outcome in VERDICTS
+# The outcome table lives in harness/outcomes.py; these names are kept for the modules that read them.
+VERDICTS = outcomes.VERDICTS
+NON_VERDICTS = outcomes.NON_VERDICTS
+OUTCOMES = outcomes.OUTCOMES
+severity = outcomes.severity
+is_verdict = outcomes.is_verdict
 
 
 def append(path: str, records: Iterable[dict]) -> None:

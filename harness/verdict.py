@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from .outcomes import severity
 from .worker.remedies import BY_NAME, parts
 
 HINTS = [
@@ -49,8 +50,11 @@ HINTS = [
      "they are rebuilt as themselves"),
 ]
 
-# How bad an attempt is, for choosing the best one (wrong-output is rule 2, not ranked here).
-_RANK = {"pass": 0, "degraded": 1, "load-error": 3, "crash": 4, "timeout": 5}
+
+
+def _rank(outcome: str) -> int:
+    """How bad an attempt is, for choosing the best one (wrong-output is rule 2, not ranked here)."""
+    return severity(outcome) if severity(outcome) >= 0 else 99
 
 
 def passed(result: dict | None) -> bool:
@@ -87,7 +91,7 @@ def combine(attempts: list[dict]) -> dict:
     wrong = next((a for a in attempts if a["outcome"] == "wrong-output"), None)
     if wrong is not None:
         return _fields(wrong, "wrong-output", wrong, attempts)
-    best = min(enumerate(attempts), key=lambda ia: (_RANK.get(ia[1]["outcome"], 9),
+    best = min(enumerate(attempts), key=lambda ia: (_rank(ia[1]["outcome"]),
                                                      len(ia[1].get("lost") or []), ia[0]))[1]
     outcome = best["outcome"]
     if outcome == "pass" and best["remedy"] is not None:
