@@ -227,10 +227,13 @@ def _dispatch(args) -> int:
     if args.resume:
         run_dir = store.run_dir_named(state_dir, args.resume, "--resume")
         stored_meta = store.read_run_meta(run_dir)
-        if stored_meta.get("worker_version") != rn.WORKER_VERSION:
-            # One run, one worker: mixing verdicts of two workers in one grid would mislead.
-            raise TfcompatError("%s was made by worker %s and this is %s: start a new run (without --resume)"
-                                % (os.path.basename(run_dir), stored_meta.get("worker_version"), rn.WORKER_VERSION))
+        made_by = (stored_meta.get("code") or {}).get("attempts")
+        if made_by != rn.run_code()["attempts"]:
+            # One run, one worker: mixing attempts of two workers' code in one grid would mislead.
+            raise TfcompatError("%s was made by other worker code (%s %s, this is %s %s): start a new run (without "
+                                "--resume)" % (os.path.basename(run_dir), stored_meta.get("worker_version"),
+                                               (made_by or "unknown")[:12], rn.WORKER_VERSION,
+                                               rn.run_code()["attempts"][:12]))
         stored = stored_meta["selection"]
         sel = store.Selection(tuple(stored["envs"]), tuple(stored["fixtures"]), tuple(stored["formats"]))
         rn.preflight(matrix, sel, args.backend or stored_meta.get("backend"))
@@ -399,6 +402,7 @@ def _merge(args, matrix, state_dir: str, reports: str) -> int:
     _lock(state_dir, "merge")
     sel = rn.select(matrix, None, None, None, variants=False)
     fresh = {"plan_id": rn.plan_id(matrix, sel), "selection": sel.__dict__, "worker_version": rn.WORKER_VERSION,
+             "code": rn.run_code(),
              "matrix_path": matrix.path, "backend": "tox", "fixtures": list(sel.fixtures),
              "formats": list(sel.formats), "tfcompat_version": rn.__version__}
     run_dir, meta = merge(args.dirs, state_dir, fresh)

@@ -49,6 +49,7 @@ class WorkerRequest:
     mounts: tuple[Mount, ...] = ()  # what a contained worker must see: run dir, worker, fixtures
     worker_main: str = WORKER_MAIN
     on_done: Callable[[str], None] | None = None  # called with each item key finished (progress)
+    run_id: str = ""  # stamped into the journal (a `run` event), so a merge can refuse another run's
 
 
 @dataclass
@@ -72,12 +73,37 @@ class Journal:
     readies: int = 0  # `ready` events: one per TF import
     attempts: dict = field(default_factory=dict)  # key -> attempts journaled since its last start
     rung: dict = field(default_factory=dict)  # key -> the ladder rung last started (None: no remedy)
-    retried: dict = field(default_factory=dict)  # key -> [failures retried in a fresh process, with their rung]
+    retried: dict = field(default_factory=dict)  # key -> [failures retried in a fresh process: rung, attempts made]
+    paths: tuple[str, ...] = ()  # the journal files read
+    run_ids: set = field(default_factory=set)  # the runs whose orchestrator wrote to it (`run` events)
+
+    def attempts_of(self, key: str, phase: str) -> tuple[list[dict], float]:
+        """Every attempt this journal holds for a cell, in the order made, and the seconds spent:
+        the attempts a process made before it died or hung, that failure as one more attempt at the
+        rung in flight, then the attempts of the process that finished the cell."""
+        out: list[dict] = []
+        if key not in self.done and key not in self.failed:
+            return out, 0.0
+        for retried in self.retried.get(key, []):
+            out += list(retried.get("made") or []) + [failure_attempt(retried, phase)]
+        if key in self.done:
+            out += self.done[key].get("attempts", [])
+            return out, float(self.done[key].get("duration_s") or 0.0)
+        out += self.attempts.get(key, [])
+        out.append(failure_attempt(dict(self.failed[key], remedy=self.rung.get(key)), phase))
+        return out, 0.0
+
+
+def failure_attempt(event: dict, phase: str) -> dict:
+    """A worker process that died or hung on this cell, as one attempt at the rung in flight."""
+    return {"remedy": event.get("remedy"), "loader": None, "outcome": event["outcome"],
+            "error_type": event.get("error_type"), "message": event.get("message"),
+            "traceback": event.get("traceback"), "lost": [], "checks": {}, "warnings": [], "phase": phase}
 
 
 def read_journal(path: str) -> Journal:
     """Everything a journal says, later events winning."""
-    j = Journal()
+    j = Journal(paths=(path,))
     for event in results.read(path):
         kind = event.get("event")
         if kind == "done":
@@ -90,7 +116,11 @@ def read_journal(path: str) -> Journal:
             j.attempts[event["key"]] = []
             j.rung.pop(event["key"], None)
         elif kind == "retry":
-            j.retried.setdefault(event["key"], []).append(dict(event, remedy=j.rung.get(event["key"])))
+            # The fresh process starts the cell again: what the dead one made stays with the failure.
+            key = event["key"]
+            j.retried.setdefault(key, []).append(dict(event, remedy=j.rung.get(key), made=j.attempts.get(key, [])))
+        elif kind == "run":
+            j.run_ids.add(event.get("run_id"))
         elif kind == "attempt":
             if event.get("result") is None:
                 j.rung[event["key"]] = event.get("remedy")
@@ -99,20 +129,43 @@ def read_journal(path: str) -> Journal:
     return j
 
 
+class ShardConflict(TfcompatError):
+    """Two journals give one cell different results: no choice between them is honest."""
+
+
 def merge_journals(journals: list[Journal]) -> Journal:
-    """Several journals of one env and phase (a consumer checked in parts) as one."""
+    """Several journals of one env and phase (a consumer checked in parts) as one. A cell that two
+    of them finished with different results is a ShardConflict naming both files."""
     if len(journals) == 1:
         return journals[0]
     out = Journal()
+    source: dict[str, tuple[str, ...]] = {}
     for j in journals:
-        out.done.update(j.done)
-        out.failed.update(j.failed)
-        out.attempts.update(j.attempts)
-        out.rung.update(j.rung)
-        out.retried.update(j.retried)
+        for key in set(j.done) | set(j.failed):
+            if key in source and _result_of(out, key) != _result_of(j, key):
+                raise ShardConflict("%s is in %s and in %s with different results (%s / %s): one of them is "
+                                    "another run's or a shard ran twice; merge only one run's shards" % (
+                                        key, ", ".join(source[key]), ", ".join(j.paths), _result_of(out, key),
+                                        _result_of(j, key)))
+            source.setdefault(key, j.paths)
+        for mine, theirs in ((out.done, j.done), (out.failed, j.failed), (out.attempts, j.attempts),
+                             (out.rung, j.rung), (out.retried, j.retried)):
+            for key, value in theirs.items():
+                mine.setdefault(key, value)
         out.ready = j.ready or out.ready
         out.readies += j.readies
+        out.paths += j.paths
+        out.run_ids |= j.run_ids
     return out
+
+
+def _result_of(j: Journal, key: str) -> tuple:
+    """What a journal says of a cell, for comparing two copies: each attempt's rung, outcome and
+    losses (timings and messages aside), or the failure."""
+    if key in j.done:
+        return tuple((a.get("remedy"), a.get("outcome"), tuple(sorted(a.get("lost") or [])))
+                     for a in j.done[key].get("attempts") or []) or (j.done[key].get("status"),)
+    return ("failed", j.failed[key].get("outcome"))
 
 
 class DiskFull(TfcompatError):
@@ -127,6 +180,8 @@ def run(request: WorkerRequest) -> WorkerOutcome:
     out.failed.update(journal.failed)
     out.ready = journal.ready
     pending = [it for it in request.items if it["key"] not in out.done and it["key"] not in out.failed]
+    if pending and request.run_id and request.run_id not in journal.run_ids:
+        results.append(request.journal, [{"event": "run", "run_id": request.run_id}])
     tries: dict[str, int] = {}
     while pending:
         alone = [it for it in pending if tries.get(it["key"], 0) > 0][:1]

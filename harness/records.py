@@ -43,7 +43,6 @@ def assemble(store: RunStore, matrix: Matrix, sel: Selection) -> list[dict]:
     journals = {(env, phase): store.read(env, phase) for env in sel.envs for phase in PHASES}
     run_backends = (store.load_meta() or {}).get("backends") or {}
     _, reused_cells = store.reused()
-    failed_envs = set(env_errors) | set(check_errors)
     out = []
     for producer in sel.envs:
         for fx in sel.fixtures:
@@ -58,13 +57,13 @@ def assemble(store: RunStore, matrix: Matrix, sel: Selection) -> list[dict]:
                                            meta, lost.get((producer, fx, fmt)),
                                            versions))
                     continue
+                if meta is not None and meta.get("status") == "harness-error":
+                    out.append(_harness_error_artifact(dict(base, resaved=resaved(meta)), meta, versions))
+                    continue
                 for consumer in sel.envs:
-                    cached = reused_cells.get(check_key(producer, consumer, fx, fmt))
-                    if cached is not None and not {producer, consumer} & failed_envs:
-                        # The record first computed for this cell key, as it was; marks are redone.
-                        out.append(_complete(dict(cached["record"], run_id=store.run_id, cached=True,
-                                                  cached_from=cached["record"].get("run_id"))))
-                        continue
+                    # A cell the cache answers brings its attempts and what computed them; it is
+                    # judged below like a fresh one, by today's rules.
+                    cached = (reused_cells.get(check_key(producer, consumer, fx, fmt)) or {}).get("record")
                     rec = dict(base, consumer=consumer, same_env=producer == consumer,
                                versions={"producer": versions.get(producer), "consumer": versions.get(consumer)},
                                tf_imports={"consumer": imports.get(consumer)},
@@ -74,7 +73,10 @@ def assemble(store: RunStore, matrix: Matrix, sel: Selection) -> list[dict]:
                     # A consumer whose check phase failed as a whole fails its column only.
                     errors = {**env_errors, **({consumer: check_errors[consumer]}
                                                if consumer in check_errors else {})}
-                    rec.update(_cell(matrix, errors, journals, producer, consumer, fx, fmt, meta))
+                    rec.update(_cell(matrix, errors, journals, producer, consumer, fx, fmt, meta, cached))
+                    if rec.get("cached") and cached is not None:
+                        rec.update({k: cached.get(k) for k in ("versions", "tf_imports", "backends", "network")},
+                                   cached_from=cached.get("run_id"))
                     rec["resaved"] = resaved(meta)
                     if meta and meta.get("converted"):
                         # what a converted file keeps is the converter's, not the format's in general
@@ -87,7 +89,11 @@ def assemble(store: RunStore, matrix: Matrix, sel: Selection) -> list[dict]:
 
 
 def _cell(matrix: Matrix, env_errors: dict, journals: dict, producer: str, consumer: str, fx: str,
-          fmt: str, meta: dict | None) -> dict:
+          fmt: str, meta: dict | None, cached: dict | None = None) -> dict:
+    """The verdict fields of one cell. What the matrix and the envs decide now (env errors,
+    exclusions, formats an env does not read) comes first, whatever the cache holds; then the
+    attempts, from this run's journals or from `cached` (a record an earlier run computed for the
+    same key), judged by today's rules."""
     for side in (producer, consumer):
         if side in env_errors:
             return {"outcome": "env-error", "message": env_errors[side], "error_type": "EnvError",
@@ -119,20 +125,26 @@ def _cell(matrix: Matrix, env_errors: dict, journals: dict, producer: str, consu
                 "message": "%s (%s)%s" % (meta.get("reason"), meta.get("source"), refusal_text(refusal)),
                 "refusal": refusal, "warnings": {"save": save_warnings, "load": []}}
     key = check_key(producer, consumer, fx, fmt)
-    attempts: list[dict] = []
-    duration = 0.0
-    for phase in PHASES:
-        j = journals[(consumer, phase)]
-        for retried in j.retried.get(key, []) if (key in j.done or key in j.failed) else []:
-            attempts.append(_failure_attempt(retried, phase))
-        if key in j.done:
-            attempts += j.done[key].get("attempts", [])
-            duration += float(j.done[key].get("duration_s") or 0.0)
-        elif key in j.failed:
-            # The crash or hang is one more attempt, after those the worker journaled before it.
-            failed = j.failed[key]
-            attempts += j.attempts.get(key, [])
-            attempts.append(_failure_attempt(dict(failed, remedy=j.rung.get(key)), phase))
+    if cached is not None:
+        attempts = [dict(a) for a in cached.get("attempts") or []]
+        duration = float(cached.get("duration_s") or 0.0)
+    else:
+        attempts, duration = [], 0.0
+        for phase in PHASES:
+            made, seconds = journals[(consumer, phase)].attempts_of(key, phase)
+            attempts += made
+            duration += seconds
+    verdict = judge(attempts)
+    verdict.update(attempts=attempts, duration_s=round(duration, 3),
+                   warnings={"save": save_warnings, "load": verdict.pop("load_warnings")},
+                   **({"cached": True} if cached is not None else {}))
+    return verdict
+
+
+def judge(attempts: list[dict]) -> dict:
+    """Verdict fields from a cell's attempts, in the order made (the honesty check first, then
+    harness.verdict.combine); also `load_warnings`, every attempt's warnings once. The same rules
+    for a fresh cell and a cached one."""
     load_warnings: list[str] = []
     for a in attempts:
         a["ok"] = a.get("outcome") == "pass"
@@ -150,8 +162,7 @@ def _cell(matrix: Matrix, env_errors: dict, journals: dict, producer: str, consu
                 "crash", "timeout"):
             verdict["hint"] = " ".join(x for x in (verdict.get("hint"), "(one attempt killed or hung the "
                                                    "process; it was retried once in a fresh process)") if x)
-    verdict.update(attempts=attempts, warnings={"save": save_warnings, "load": load_warnings},
-                   duration_s=round(duration, 3))
+    verdict["load_warnings"] = load_warnings
     return verdict
 
 
@@ -183,13 +194,6 @@ def refusal_text(refusal: dict | None) -> str:
         refusal["call"], ", ".join(refusal.get("wrote") or []) or "nothing")
 
 
-def _failure_attempt(event: dict, phase: str) -> dict:
-    """A worker process that died or hung on this cell, as one attempt at the rung in flight."""
-    return {"remedy": event.get("remedy"), "loader": None, "outcome": event["outcome"],
-            "error_type": event.get("error_type"), "message": event.get("message"),
-            "traceback": event.get("traceback"), "lost": [], "checks": {}, "warnings": [], "phase": phase}
-
-
 def _network(journals: dict, consumer: str) -> str | None:
     """What the consumer's check workers saw: "none" (loopback only), else their interfaces."""
     seen: set[str] | None = None
@@ -201,6 +205,18 @@ def _network(journals: dict, consumer: str) -> str | None:
         return None
     rest = sorted(seen - {"lo"})
     return "none (loopback only)" if not rest else "online: " + ", ".join(rest)
+
+
+def _harness_error_artifact(base: dict, meta: dict, versions: dict) -> dict:
+    """An artifact the harness could not stand behind while making it (a failed precondition in a
+    re-save): a defect of the harness, which fails the run, never a save-error."""
+    defect = meta.get("harness_defect") or meta.get("message") or "a precondition of the save failed"
+    rec = dict(base, consumer=None, same_env=False, outcome="harness-error", harness_defect=defect,
+               error_type=meta.get("error_type"), message=meta.get("message") or defect,
+               traceback=meta.get("traceback"), warnings={"save": list(meta.get("warnings") or []), "load": []},
+               versions={"producer": versions.get(base["producer"]), "consumer": None}, tf_imports={},
+               expectation=None)
+    return _complete(rec)
 
 
 def _save_error(base: dict, meta: dict | None, lost: dict | None, versions: dict) -> dict:

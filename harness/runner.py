@@ -18,11 +18,21 @@ from dataclasses import dataclass, field
 from . import __version__, process, progress, results, tfjs
 from .backends import get_backend
 from .backends.base import Backend, Mount, Where
-from .cache import ResultCache, artifact_key, cell_key, env_fingerprint, fixture_hash
+from .cache import (
+    CACHED_OUTCOMES,
+    JUDGING_CODE,
+    ResultCache,
+    artifact_digest,
+    artifact_key,
+    cell_key,
+    code_digest,
+    env_fingerprint,
+    fixture_hash,
+)
 from .costs import Costs
 from .errors import ConfigError, EnvError, TfcompatError
 from .matrix import Matrix
-from .records import annotate_expectations, assemble, expectation_summary, harness_defects
+from .records import annotate_expectations, assemble, expectation_summary, harness_defects, judge
 from .store import RunStore, Selection, check_key, convert_key, save_key
 from .verdict import passed
 from .worker import WORKER_VERSION
@@ -85,12 +95,19 @@ def plan_id(matrix: Matrix, sel: Selection) -> str:
     source, the formats and the worker version."""
     import hashlib
 
-    data = {"selection": sel.__dict__, "worker": WORKER_VERSION,
+    data = {"selection": sel.__dict__, "worker": code_digest(),
             "envs": {e: [matrix.env(e).requirements(), matrix.env(e).env_vars(), matrix.env(e).python]
                      for e in sel.envs},
             "fixtures": {f: fixture_hash(matrix.fixture(f).path) for f in sel.fixtures},
             "exclusions": matrix.exclusions, "timeout": matrix.check_timeout}
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def run_code() -> dict:
+    """Digests of the code a run's results come from: `attempts` (the worker, the JS worker, the
+    journal reader: part of every cache key; a resumed or merged run must have the same) and
+    `judging` (what turns attempts into outcomes: cached cells are judged again by today's)."""
+    return {"attempts": code_digest(), "judging": code_digest(JUDGING_CODE)}
 
 
 def shard_groups(envs: list[str], n: int, cost: dict[str, float]) -> list[list[str]]:
@@ -167,6 +184,8 @@ class Runner:
         self.reused_artifacts: dict[tuple, dict] = {}
         self.reused_cells: dict[str, dict] = {}
         self.seen: dict[str, dict | None] = {}  # cache key -> what the cache held (this run's lookups)
+        self.digests: dict[str, str | None] = {}  # artifact dir saved by this run -> its digest (hashed once)
+        self.saved_here: set[tuple[str, str, str]] = set()  # (producer, fixture, format) this run saved
         # A shard of a staged run (CI machines): only the save phase, or only the check phase, for
         # `group` (producers or consumers); `merge` assembles the shards into one run.
         self.stage = stage
@@ -218,10 +237,26 @@ class Runner:
         return self.seen[key]
 
     def cell_key(self, producer: str, consumer: str, fx: str, fmt: str) -> str | None:
+        """The cell's cache key, once everything it depends on is known (the artifact's bytes too)."""
         fp, fc, fx_key = self.fps.get(producer), self.fps.get(consumer), self._fx_key(fx, producer, fmt)
         if fp is None or fc is None or fx_key is None:
             return None
-        return cell_key(fp, fc, fx_key, fmt, self.matrix.fixture(fx).tolerances(), self.timeout)
+        art = self.artifact_digest(producer, fx, fmt)
+        if art is None:
+            return None
+        return cell_key(fp, fc, fx_key, fmt, self.matrix.fixture(fx).tolerances(), self.timeout, art)
+
+    def artifact_digest(self, producer: str, fx: str, fmt: str) -> str | None:
+        """The digest of the artifact a cell of (producer, fx, fmt) loads: the one this run saved,
+        else the one it reuses, else (planning, before any save) the one the cache holds; None
+        while it is still to be saved."""
+        if (producer, fx, fmt) in self.saved_here:
+            path = self.store.artifact_dir(producer, fx, fmt)
+            if path not in self.digests:
+                self.digests[path] = artifact_digest(path)
+            return self.digests[path]
+        entry = self.reused_artifacts.get((producer, fx, fmt)) or self.cached_artifact(producer, fx, fmt)
+        return entry.get("digest") if entry else None
 
     def own_formats(self, env: str) -> list[str]:
         """The formats `env`'s own worker saves: the selected ones the converter does not make, and
@@ -257,11 +292,18 @@ class Runner:
         return key
 
     def cached_cell(self, producer: str, consumer: str, fx: str, fmt: str) -> dict | None:
+        """The cache entry that answers this cell: its attempts, judged by today's rules, give an
+        outcome worth keeping (an entry whose attempts now judge as a harness defect, say, is run again)."""
+        if self.refresh & {producer, consumer}:
+            return None
         key = self.cell_key(producer, consumer, fx, fmt)
-        if key is None or self.refresh & {producer, consumer}:
+        if key is None:
             return None
         if key not in self.seen:
-            self.seen[key] = self.cache.cell(key)
+            entry = self.cache.cell(key)
+            if entry is not None and judge(entry["record"]["attempts"])["outcome"] not in CACHED_OUTCOMES:
+                entry = None
+            self.seen[key] = entry
         return self.seen[key]
 
     def cache_plan(self) -> dict:
@@ -334,6 +376,7 @@ class Runner:
 
     def _fill_cache(self, records: list[dict]) -> None:
         """Put what this run computed into the cache (reused entries are already there)."""
+        self._note_saved()
         self.cache.remember(self.fps, {e: self.matrix.env(e) for e in self.fps})
         versions = self.store.versions(self.sel.envs)
         every = sorted({f for env in self.sel.envs for f in self.own[env]} | set(self.sel.formats))
@@ -361,6 +404,7 @@ class Runner:
         meta = self.store.load_meta(self.shard) or {
             "run_id": self.run_id, "started": _iso(started), "matrix_path": self.matrix.path,
             "backend": self.default_backend, "selection": self.sel.__dict__, "worker_version": WORKER_VERSION,
+            "code": run_code(),
             "tfcompat_version": __version__, "fixtures": list(self.sel.fixtures), "formats": list(self.sel.formats),
             "refresh": sorted(self.refresh), "plan_id": plan_id(self.matrix, self.sel),
             "stage": self.stage, "shard": self.shard, "group": list(self.group)}
@@ -375,6 +419,7 @@ class Runner:
             cls.cleanup(self.run_id)  # what an earlier, killed segment of this run left running
         self.fps = self._fingerprints()
         self.fps.update({e: fp for e, fp in self.store.fingerprints().items() if e not in self.group})
+        self._note_saved()  # a resumed segment's artifacts are the ones its journals saved
         self.needs = {env for env in self.group if self._needs_work(env, saves_only=self.stage == "save")}
         try:
             t = time.time()
@@ -569,9 +614,16 @@ class Runner:
         made = sum(1 for it in items if (out.done.get(it["key"]) or {}).get("status") == "saved")
         self.log("%-18s converted %d/%d artifacts (%d TF import(s))" % (conv.id, made, len(items), out.processes))
 
+    def _note_saved(self) -> None:
+        """What this run's save journals hold as saved: those artifacts' digests are of their files here."""
+        every = tuple(sorted({f for env in self.sel.envs for f in self.own[env]} | set(self.sel.formats)))
+        metas, _ = self.store.saves(Selection(self.sel.envs, self.sel.fixtures, every), with_reused=False)
+        self.saved_here = {k for k, meta in metas.items() if meta.get("status") == "saved"}
+
     def _plan_checks(self, consumers: list[str]) -> dict[str, list[dict]]:
         """Check items per consumer that the cache does not answer; writes what is reused."""
         self.store.save_reused({k: v for k, v in self.reused_artifacts.items() if v}, {}, self.shard)
+        self._note_saved()
         metas, _ = self.store.saves(self.sel)
         todo: dict[str, list[dict]] = {}
         for consumer in consumers:
@@ -631,7 +683,7 @@ class Runner:
             timeout=timeout,
             env=backend.env_vars(), cwd=scratch, offline=phase != "save" if offline is None else offline,
             mounts=self.mounts(),
-            worker_main=backend.worker_main(),
+            worker_main=backend.worker_main(), run_id=self.run_id,
             on_done=self.progress.task(env, phase, len(items), self._per_item(env, phase)) if items else None)
         return process.run(req) if items else process.WorkerOutcome()
 

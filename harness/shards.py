@@ -10,11 +10,13 @@ machine uses the same state dir path (a CI workspace), so the paths written into
 from __future__ import annotations
 
 import datetime
+import filecmp
 import os
 import shutil
 
 from .costs import Costs
 from .errors import ConfigError, TfcompatError
+from .process import merge_journals, read_journal
 from .store import RunStore, Selection
 
 MAX_JOBS = 256  # a GitHub Actions job matrix holds at most 256 jobs
@@ -157,30 +159,89 @@ def stage_group(runner, stage: str, shard: str, envs: list[str] | None) -> tuple
 
 def merge(dirs: list[str], state_dir: str, fresh_meta: dict) -> tuple[str, dict]:
     """Copy every shard output dir into one run dir (`<state>/runs/<run_id>`); returns (run dir, the
-    meta the shards agree on). Idempotent; shards of another plan or worker are refused. A night
-    whose every cell was cached ran no shard: then the first dir names the run, and `fresh_meta`
-    (this matrix's plan) is its meta."""
-    from .worker import WORKER_VERSION
-
+    meta the shards agree on). Idempotent. Refused, one line naming the files: shards of another
+    plan or other worker code, shards or journals of another run (yesterday's output beside
+    today's), and two shards that give one cell different results. A night whose every cell was
+    cached ran no shard: then the first dir names the run, and `fresh_meta` (this matrix's plan) is
+    its meta."""
     metas: dict[str, dict] = {}
+    where: dict[str, str] = {}
     for d in dirs:
-        metas.update(RunStore(d).shard_metas())
+        for name, meta in RunStore(d).shard_metas().items():
+            metas[name] = meta
+            where[name] = os.path.join(d, "shards", name + ".json")
     first = next(iter(metas.values()), None) or dict(fresh_meta, run_id=os.path.basename(os.path.abspath(dirs[0])))
+    code = (fresh_meta.get("code") or {}).get("attempts")
     for name, meta in metas.items():
-        if (meta.get("plan_id"), meta.get("worker_version")) != (fresh_meta["plan_id"], WORKER_VERSION):
-            raise TfcompatError("merge: shard %s is of plan %s (worker %s), not of this matrix's plan %s (worker "
-                                "%s); merge only the shards of one `tfcompat plan --shards`" % (
-                                    name, meta.get("plan_id"), meta.get("worker_version"),
-                                    fresh_meta["plan_id"], WORKER_VERSION))
+        if (meta.get("plan_id"), (meta.get("code") or {}).get("attempts")) != (fresh_meta["plan_id"], code):
+            raise TfcompatError("merge: shard %s (%s) is of plan %s (worker code %s), not of this matrix's plan %s "
+                                "(worker code %s); merge only the shards of one `tfcompat plan --shards`" % (
+                                    name, where[name], meta.get("plan_id"),
+                                    ((meta.get("code") or {}).get("attempts") or "unknown")[:12],
+                                    fresh_meta["plan_id"], (code or "unknown")[:12]))
+        if meta.get("run_id") != first["run_id"]:
+            raise TfcompatError("merge: shard %s (%s) is of run %s, not of run %s: merge only one run's shard "
+                                "outputs (an earlier night's output must not join this one)" % (
+                                    name, where[name], meta.get("run_id"), first["run_id"]))
     run_dir = os.path.join(state_dir, "runs", first["run_id"])
+    _refuse_disagreement([d for d in dirs if os.path.isdir(d)], run_dir)
     os.makedirs(run_dir, exist_ok=True)
     for d in dirs:
         if os.path.isdir(d) and os.path.abspath(d) != os.path.abspath(run_dir):
             shutil.copytree(d, run_dir, dirs_exist_ok=True)
+    _refuse_other_runs(run_dir, first["run_id"])
     meta = {k: v for k, v in first.items() if k not in ("stage", "shard", "group", "segments", "finished")}
     meta["shards"] = sorted(metas)
     meta["segments"] = [seg for m in metas.values() for seg in m.get("segments", [])]
     return run_dir, meta
+
+
+# What shards may hold different copies of (logs, a worker's scratch and job files); everything
+# else is a result or an input of one, and two copies must agree.
+_FREE = ("logs", "scratch")
+
+
+def _refuse_disagreement(dirs: list[str], run_dir: str) -> None:
+    """Before copying: a file two shard dirs (or a dir and the run dir) both hold must be the same,
+    and two journals of one path must not give one cell two results."""
+    seen: dict[str, str] = {}
+    for d in ([run_dir] if os.path.isdir(run_dir) else []) + dirs:
+        for folder, subdirs, names in os.walk(d):
+            rel_folder = os.path.relpath(folder, d)
+            if rel_folder.split(os.sep)[0] in _FREE:
+                subdirs[:] = []
+                continue
+            for name in names:
+                rel = os.path.normpath(os.path.join(rel_folder, name))
+                path = os.path.join(folder, name)
+                if rel not in seen:
+                    seen[rel] = path
+                    continue
+                other = seen[rel]
+                if os.path.abspath(other) == os.path.abspath(path) or filecmp.cmp(other, path, shallow=False):
+                    continue
+                if rel.endswith(".jsonl") and rel.startswith("journals" + os.sep):
+                    # one cell, two results -> ShardConflict; otherwise the longer copy holds the other
+                    merge_journals([read_journal(other), read_journal(path)])
+                    if os.path.getsize(path) > os.path.getsize(other):
+                        seen[rel] = path
+                    continue
+                if rel.endswith((".job.json", ".log")):
+                    continue
+                raise TfcompatError("merge: %s and %s differ: shards of one run never write the same file "
+                                    "differently; merge only one run's shard outputs" % (other, path))
+
+
+def _refuse_other_runs(run_dir: str, run_id: str) -> None:
+    """Every journal the orchestrator stamped must be this run's."""
+    folder = os.path.join(run_dir, "journals")
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        if name.endswith(".jsonl"):
+            others = read_journal(os.path.join(folder, name)).run_ids - {run_id}
+            if others:
+                raise TfcompatError("merge: %s holds work of run %s, not of run %s: merge only one run's shard "
+                                    "outputs" % (os.path.join(folder, name), ", ".join(sorted(map(str, others))),
+                                                 run_id))
 
 
 def selection_of(meta: dict) -> Selection:

@@ -151,11 +151,12 @@ class RunStore:
         return entry["artifact_dir"] if entry else self.artifact_dir(env, fixture, fmt)
 
     # -- derived reads -----------------------------------------------------------------------
-    def saves(self, sel: Selection) -> tuple[dict, dict]:
-        """({(producer, fixture, format): meta} of artifacts the save phase finished or the cache
-        gave, {(producer, fixture, format): failure event} of artifacts lost with their worker)."""
+    def saves(self, sel: Selection, with_reused: bool = True) -> tuple[dict, dict]:
+        """({(producer, fixture, format): meta} of artifacts the save phase finished or (unless
+        `with_reused` is False) the cache gave, {(producer, fixture, format): failure event} of
+        artifacts lost with their worker)."""
         errors = self.env_errors()
-        reused, _ = self.reused()
+        reused = self.reused()[0] if with_reused else {}
         converted = self.converted()
         metas, lost = {}, {}
         for env in sel.envs:

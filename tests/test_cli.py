@@ -21,7 +21,7 @@ def test_resume_refuses_a_run_made_by_another_worker(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1, proc.stderr
-    assert "20240101-000000 was made by worker 0.0.1+w0" in proc.stderr
+    assert "20240101-000000 was made by other worker code (0.0.1+w0 unknown" in proc.stderr
     assert "start a new run (without --resume)" in proc.stderr
 
 

@@ -227,7 +227,8 @@ def test_cells_and_artifacts_from_the_cache_are_records_marked_cached(tmp_path):
     r = SynthRun(tmp_path, [A, B], ("control",), ("h5",))
     r.saved(B, "control", "h5")
     old = {"producer": A, "consumer": A, "fixture": "control", "format": "h5", "outcome": "degraded",
-           "run_id": "old-run", "lost": ["optimizer_state"], "versions": {"producer": {"tensorflow": "2.15.1"}}}
+           "run_id": "old-run", "lost": ["optimizer_state"], "versions": {"producer": {"tensorflow": "2.15.1"}},
+           "attempts": [att(None, "degraded", lost=["optimizer_state"])]}
     r.store.save_reused({(A, "control", "h5"): {"meta": {"status": "saved", "fixture": "control", "format": "h5"},
                                                   "artifact_dir": "/old/run/artifacts", "run_id": "old-run",
                                                   "versions": {"tensorflow": "2.15.1"}}},
