@@ -302,7 +302,8 @@ def _stage(args, matrix, state_dir: str) -> int:
 
 def _readiness(args, matrix, state_dir: str, reports: str) -> int:
     """`readiness --from A --to B`: from a stored run, nothing is run. Exit 0 when every fixture kind
-    can move, 1 when one cannot, 2 when the run holds no A->B cell at all."""
+    can move and nothing loads wrong, 1 when one cannot or a format loads wrong (A->B or re-saved in
+    B), 2 when the run holds no A->B cell at all."""
     from . import readiness, readiness_report, results, store
     from .errors import MissingResults
     from .records import annotate_expectations
@@ -315,7 +316,7 @@ def _readiness(args, matrix, state_dir: str, reports: str) -> int:
     records = list(results.read(path)) if os.path.exists(path) else []
     annotate_expectations(records, matrix)
     sel = meta.get("selection") or {}
-    # Fixture kinds only: a re-save variant is a path through a third env, which `via` already reads.
+    # Fixture kinds only: a re-save variant `<fixture>~A` is read through its fixture (`Cell.resave`).
     kinds = [f for f in sel.get("fixtures") or [f.name for f in matrix.fixtures] if RESAVED not in f]
     r = readiness.build(records, args.a, args.b, kinds,
                         list(sel.get("formats") or matrix.formats), list(sel.get("envs") or ids),
@@ -334,7 +335,17 @@ def _readiness(args, matrix, state_dir: str, reports: str) -> int:
             len(r.missing), ", ".join("%s->%s %s/%s" % m for m in r.missing[:3]) + (", ..." if len(r.missing) > 3
                                                                                    else ""), rerun))
     print("tfcompat: report: %s (and %s)" % (html, md))
+    _say_wrong(r)
     return r.exit_code
+
+
+def _say_wrong(r) -> None:
+    """One error line naming the fixture kinds and formats that load wrong moving A -> B (the exit code's why)."""
+    from . import readiness_report
+
+    line = readiness_report.wrong_line(r)
+    if line:
+        print("tfcompat: error: " + line, file=sys.stderr)
 
 
 def _scan(args, matrix, state_dir: str, reports: str) -> int:
@@ -355,6 +366,7 @@ def _scan(args, matrix, state_dir: str, reports: str) -> int:
         for name, line in zip([f.name for f in r.fixtures], readiness_report.lines(r)):
             print("tfcompat:   %s [%s]" % (line, r.labels.get(name)))
         print("tfcompat: report: %s (and %s)" % (html, md))
+        _say_wrong(r)
         code = max(code, r.exit_code)
     return code
 

@@ -1,13 +1,16 @@
 """Upgrade readiness from the grid: moving from env A to env B, per fixture kind and format.
 
 A pure function of a run's records. For each fixture x format it reads the A->B cell (every attempt,
-not only the verdict) and the B->B cell (does a model re-saved in B keep working), and classes the
-move (STATUSES, best first). Rungs that leave Keras 3 (the legacy `tf_keras`) or keep only inference
-(`TFSMLayer`, `tf.saved_model.load`) are never "ready": they are classed apart. Per fixture kind,
-"move with" is the format with the best A->B status that also round-trips in B, among the formats
-that keep the weights (training goes on); "serve with" the best for inference alone (no round trip
-needed: B serves what A saved); where nothing loads A->B, a path through an intermediate env C that the grid proves
-(A->C in one format, C->B in another).
+not only the verdict), the B->B cell (does a model saved in B load in B's own Keras) and, where the
+run has it, the re-save variant's B->B cell (A's file loaded in B, saved again by B, loaded in B: the
+path the upgrade really takes), and classes the move (STATUSES, best first). Rungs that leave Keras 3
+(the legacy `tf_keras`) or keep only inference (`TFSMLayer`, `tf.saved_model.load`) are never
+"ready": they are classed apart, in the A->B cell and in the round trips alike. Per fixture kind,
+"move with" is the format with the best A->B status that also round-trips in B (and whose re-save
+in B does), among the formats that keep the weights (training goes on); "serve with" the best for
+inference alone (no round trip needed: B serves what A saved); where nothing loads A->B, a path
+through an intermediate env C that the grid proves (A->C in one format, C->B in another). A format
+that loads wrong, A->B or after its re-save in B, is one to avoid, and fails the exit code.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 
 from . import results
+from .matrix_defaults import RESAVED
 from .worker.formats import FORMATS, USER_CALL
 from .worker.remedies import BY_NAME, REMEDIES, parts
 
@@ -40,7 +44,8 @@ STATUSES = {
 RANK = {s: i for i, s in enumerate(STATUSES)}
 LOADS = ("ready", "ready-with-remedy", "loses-state", "serving-only", "legacy-only")
 MOVABLE = ("ready", "ready-with-remedy")
-# The fixture kind's verdict, best first; exit code 0 only when every kind is ready or ready-with-changes.
+# The fixture kind's verdict, best first; exit code 0 only when every kind can move (CAN_MOVE) and no
+# format loads wrong.
 VERDICTS = {
     "ready": ("ready", "a whole-model format crosses with no change"),
     "ready-with-changes": ("ready with changes", "move with the format and code shown"),
@@ -59,7 +64,8 @@ REF = re.compile(r"(https?://[^\s)\]]+|\b[\w.-]+/[\w.-]+#\d+)")
 
 @dataclass
 class Cell:
-    """One format of one fixture kind: the A->B cell and the B->B round trip."""
+    """One format of one fixture kind: the A->B cell, the B->B round trip and, where the run has one,
+    the re-save variant's B->B cell (`resave`)."""
 
     fixture: str
     format: str
@@ -73,13 +79,38 @@ class Cell:
     references: list = field(default_factory=list)
     expectation: str | None = None
     round_trip: str | None = None  # B->B outcome
+    round_trip_status: str | None = None  # the B->B cell classed as an A->B one is: in B's own Keras or not
     also: list = field(default_factory=list)  # other classes reached: legacy/serving rescues beside a native one
     needs_round_trip: bool = True  # a scanned artifact has none: B never made it
     path: str | None = None  # a scanned artifact's own path (else the format's file name)
+    # The re-save variant `<fixture>~A`, B->B: A's file loaded in B, saved again by B, loaded in B
+    # (None where the run has none that applies). On that cell, `resaved` is the record's: how B
+    # loaded A's file to save it again.
+    resave: Cell | None = None
+    resaved: dict | None = None
 
     @property
     def movable(self) -> bool:
-        return self.status in MOVABLE and (not self.needs_round_trip or self.round_trip in ("pass", "pass-with-remedy"))
+        """Crosses A->B in B's own Keras, round-trips in B's own Keras, and so does A's file re-saved in B."""
+        return self.crosses and (self.resave is None or self.resave.status in MOVABLE)
+
+    @property
+    def crosses(self) -> bool:
+        """Loads A->B in B's own Keras, nothing lost, and B's own file of it loads there too."""
+        return self.status in MOVABLE and (not self.needs_round_trip or self.round_trip_status in MOVABLE)
+
+    @property
+    def wrong(self) -> bool:
+        """Loads and predicts differently on the way from A to B: the A->B cell, or A's file re-saved in B."""
+        return "wrong-output" in (self.status, self.resave.status if self.resave else None)
+
+    @property
+    def decided_by_resave(self) -> bool:
+        """Whether the re-save cell, not the A->B cell, is what keeps this format from moving (or makes
+        it load wrong)."""
+        if self.resave is None or self.status == "wrong-output":
+            return False
+        return self.resave.status == "wrong-output" or (self.crosses and not self.movable)
 
     @property
     def loads(self) -> bool:
@@ -124,7 +155,9 @@ class Readiness:
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.can_move == len(self.fixtures) else 1
+        """0 when every fixture kind can move and no format loads wrong (A->B or re-saved in B), else 1."""
+        wrong = any(f.avoid for f in self.fixtures)
+        return 0 if self.can_move == len(self.fixtures) and not wrong else 1
 
 
 def classify(rec: dict | None) -> tuple[str, dict]:
@@ -164,7 +197,8 @@ def build(records: list[dict], a: str, b: str, fixtures: list[str], formats: lis
           run_id: str = "-", pairs: list | None = None, round_trip: bool = True) -> Readiness:
     """Readiness of the move from env `a` to env `b` over the run's `records`: every fixture x format,
     or only `pairs` [(fixture, format)] (a scan: each artifact has its one format, and no round trip
-    in B, which never made it)."""
+    in B, which never made it). A fixture's re-save variant `<fixture>~a` is read into its cells
+    (`Cell.resave`), never a kind of its own."""
     pairs = pairs if pairs is not None else [(fx, fmt) for fx in fixtures for fmt in formats]
     cells_by_key = {(r.get("producer"), r.get("consumer"), r.get("fixture"), r.get("format")): r
                     for r in records if r.get("fixture")}
@@ -180,11 +214,29 @@ def build(records: list[dict], a: str, b: str, fixtures: list[str], formats: lis
              for fx, fmt in pairs]
     for c in cells:
         c.needs_round_trip = round_trip
+        if round_trip:
+            c.resave = resave_cell(rec_of(b, b, variant(c.fixture, a), c.format), c.fixture, a, c.format)
     out = []
     for fx in fixtures:
         mine = [c for c in cells if c.fixture == fx]
         out.append(_fixture(fx, mine, a, b, envs, rec_of))
     return Readiness(a, b, run_id, cells, out, missing)
+
+
+def variant(fx: str, origin: str) -> str:
+    """The name of the fixture's re-save variant whose files come from `origin`."""
+    return "%s%s%s" % (fx, RESAVED, origin)
+
+
+def resave_cell(rec: dict | None, fx: str, a: str, fmt: str) -> Cell | None:
+    """The re-save variant's B->B cell (A's file loaded in B, saved by B, loaded in B), or None where
+    the run has none or it does not apply (a serving format, a format A did not save)."""
+    c = make_cell(rec, None, variant(fx, a), fmt)
+    if c.status in ("missing", "not-applicable"):
+        return None
+    c.needs_round_trip = False  # it is itself a round trip in B
+    c.resaved = (rec or {}).get("resaved")
+    return c
 
 
 def make_cell(ab: dict | None, bb: dict | None, fx: str, fmt: str) -> Cell:
@@ -208,15 +260,16 @@ def make_cell(ab: dict | None, bb: dict | None, fx: str, fmt: str) -> Cell:
         error=("%s: %s" % (error, _first_line(message)) if error else _first_line(message)) if status != "ready"
         else None,
         references=sorted(set(REF.findall(text))), expectation=exp.get("reason"),
-        round_trip=(bb or {}).get("outcome"), also=also)
+        round_trip=(bb or {}).get("outcome"), round_trip_status=classify(bb)[0] if bb else None, also=also)
 
 
 def _fixture(fx: str, cells: list[Cell], a: str, b: str, envs: list[str], rec_of) -> Fixture:
-    avoid = [c.format for c in cells if c.status == "wrong-output"]
+    avoid = [c.format for c in cells if c.wrong]
     movable = sorted((c for c in cells if c.movable), key=_preference)
     training = [c for c in movable if "weights" in c.keeps]
-    # serving needs no re-save in B: the artifact made in A is what B serves
-    serving = [c for c in cells if c.status in MOVABLE + ("serving-only",)]
+    # serving needs no re-save in B: the artifact made in A is what B serves (but a format that loads
+    # wrong on the way, even after a re-save, is one to avoid: it is never offered)
+    serving = [c for c in cells if c.status in MOVABLE + ("serving-only",) and not c.wrong]
     # to serve, the format that needs no model code comes first
     serve_with = min(serving, key=lambda c: (RANK[c.status], FORMATS[c.format][2] == "code", _preference(c))) \
         if serving else None

@@ -8,6 +8,7 @@ import os
 
 from harness import records, results
 from harness.matrix import FixtureSpec, Matrix
+from harness.matrix_defaults import RESAVED
 from harness.store import RunStore, Selection, check_key, save_key
 from harness.worker.formats import promises
 
@@ -45,14 +46,16 @@ class SynthRun:
         results.append(self.store.journal(env, phase), events)
 
     # -- save phase ------------------------------------------------------------------------
-    def saved(self, producer, fixture, fmt, warnings=(), classes=None) -> None:
+    def saved(self, producer, fixture, fmt, warnings=(), classes=None, **extra) -> None:
+        """`extra`: more meta, e.g. a re-save variant's `origin` and `loaded_with`."""
         meta = {"status": "saved", "fixture": fixture, "format": fmt, "promises": promises(fmt),
-                "warnings": list(warnings), "classes": classes or {}}
+                "warnings": list(warnings), "classes": classes or {}, **extra}
         self._done(producer, "save", save_key(fixture, fmt), meta)
 
-    def save_error(self, producer, fixture, fmt, message, error_type="NotImplementedError") -> None:
+    def save_error(self, producer, fixture, fmt, message, error_type="NotImplementedError", **extra) -> None:
         meta = {"status": "save-error", "fixture": fixture, "format": fmt, "error_type": error_type,
-                "message": message, "traceback": "Traceback ...\n%s: %s" % (error_type, message), "warnings": []}
+                "message": message, "traceback": "Traceback ...\n%s: %s" % (error_type, message), "warnings": [],
+                **extra}
         self._done(producer, "save", save_key(fixture, fmt), meta)
 
     def not_applicable(self, producer, fixture, fmt, reason, source, refusal=None) -> None:
@@ -96,7 +99,11 @@ class SynthRun:
 
     # -- assembling ------------------------------------------------------------------------
     def matrix(self, exclusions=(), expectations=()) -> Matrix:
-        fixtures = [FixtureSpec(name=f, path="/nonexistent/%s.py" % f) for f in self.sel.fixtures]
+        # a re-save variant `<fixture>~<origin>` in the selection: its fixture re-saves that origin's files
+        variants = [f.partition(RESAVED) for f in self.sel.fixtures if RESAVED in f]
+        fixtures = [FixtureSpec(name=f, path="/nonexistent/%s.py" % f,
+                                resave=tuple(origin for base, _, origin in variants if base == f))
+                    for f in self.sel.fixtures if RESAVED not in f]
         return Matrix(path=str(self.store.path("matrix.yaml")), environments=[], fixtures=fixtures,
                       formats=list(self.sel.formats), exclusions=list(exclusions), expectations=list(expectations))
 
