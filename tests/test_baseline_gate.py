@@ -1,12 +1,18 @@
 """The nightly gate, end to end without TensorFlow: two synthetic nights under one state dir, the
 second reported against the first through the real publish and exit path (`tfcompat report
---baseline --fail-on`)."""
+--baseline --fail-on`); and the workflow's merge step, which keeps a failed night out of the baseline."""
+
+import os
+import stat
+import subprocess
 
 import pytest
+import yaml
 from synth import SynthRun, att
 
 from harness.cli import main
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MATRIX = """version: 1
 defaults: {python: "3.11"}
 environments:
@@ -131,3 +137,51 @@ def test_the_cli_names_20_cells_then_says_how_many_more(tmp_path, capsys):
     assert code == 1
     assert len(err) == 21 and err[-1] == "tfcompat: error: ... and 5 more (reports/changes.json)"
     assert all(line.startswith("tfcompat: error: coverage lost: ") for line in err[:20])
+
+
+# -- the workflow's merge step -------------------------------------------------------------------
+
+STAND_IN = """#!/bin/sh
+# a stand-in `tfcompat`: the night's results, then the exit code the night's gate gave
+printf '%s\\n' "$@" > "$WS/argv"
+mkdir -p reports
+printf '{"night": "%s"}\\n' "$NIGHT" > reports/results.jsonl
+printf '## Changes since the baseline\\n' > reports/changes.md
+exit "$GATE"
+"""
+
+
+def merge_step():
+    with open(os.path.join(ROOT, ".github", "workflows", "nightly.yml")) as fh:
+        (step,) = [s for s in yaml.safe_load(fh)["jobs"]["merge"]["steps"] if s.get("name") == "merge"]
+    return step["run"]
+
+
+def test_only_a_night_that_passed_its_gate_becomes_the_baseline(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "tfcompat").write_text(STAND_IN)
+    (bin_dir / "tfcompat").chmod(0o755 | stat.S_IXUSR)
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    state = ws / ".tfcompat"
+    baseline = state / "baseline" / "results.jsonl"
+    baseline.parent.mkdir(parents=True)
+    baseline.write_text('{"night": "1"}\n')
+
+    def merge(night, gate):
+        env = dict(os.environ, PATH="%s:%s" % (bin_dir, os.environ["PATH"]), STATE=str(state), WS=str(ws),
+                   RUN_ID="run-%s" % night, NIGHT=night, GATE=str(gate),
+                   GITHUB_STEP_SUMMARY=str(ws / "summary.md"))
+        return subprocess.run(["bash", "-e", "-c", merge_step()], cwd=ws, env=env, capture_output=True, text=True)
+
+    failed = merge("2", 1)  # night 2's merge fails its gate (or has a harness defect)
+    assert failed.returncode == 1, failed.stderr
+    assert baseline.read_text() == '{"night": "1"}\n'  # night 3 is still compared with night 1
+    argv = (ws / "argv").read_text().split()
+    assert argv[argv.index("--fail-on") + 1] == "regression,coverage"
+    assert argv[argv.index("--baseline") + 1] == str(baseline)
+    assert "Changes since" in (ws / "summary.md").read_text()
+    passed = merge("3", 0)
+    assert passed.returncode == 0, passed.stderr
+    assert baseline.read_text() == '{"night": "3"}\n'
