@@ -43,6 +43,19 @@ def _seconds(text: str) -> float:
     return value
 
 
+FAIL_ON = ("regression", "coverage", "unmet-expectation")
+
+
+def _fail_on(text: str) -> tuple[str, ...]:
+    """`--fail-on`: a comma list of FAIL_ON, or `never` (nothing)."""
+    names = _split(text) or []
+    if names == ["never"]:
+        return ()
+    if not names or any(n not in FAIL_ON for n in names):
+        raise argparse.ArgumentTypeError("%r: give a comma list of %s, or never" % (text, ", ".join(FAIL_ON)))
+    return tuple(names)
+
+
 class _Parser(argparse.ArgumentParser):
     """A bad argument is one line (and exit 2), not a usage screen."""
 
@@ -89,9 +102,9 @@ def _parser() -> argparse.ArgumentParser:
     for sp in (run, rep, mrg):
         sp.add_argument("--baseline", metavar="RUN_OR_DIR",
                         help="list the changes since this run (a run id, a run or reports dir, or a results.jsonl)")
-        sp.add_argument("--fail-on", choices=("regression", "unmet-expectation", "never"), default="regression",
-                        help="with --baseline, exit 1 on: a regression no expectation covers (default), "
-                             "an unmet expectation, or never")
+        sp.add_argument("--fail-on", type=_fail_on, default="regression,coverage", metavar="WHAT",
+                        help="exit 1 on (comma list): regression, coverage (lost) since --baseline that no met "
+                             "expectation covers, unmet-expectation; or never (default: regression,coverage)")
     envs = sub.add_parser("envs", help="list the built environments (tox envs, Docker images) and their state")
     envs.add_argument("--prune", action="store_true", help="remove the stale and unused ones")
     ready = sub.add_parser("readiness", help="moving from env A to env B: what breaks, the remedy, what to move with")
@@ -438,23 +451,26 @@ def _baseline(args, state_dir: str):
     return load_baseline(args.baseline, state_dir)
 
 
-def _say_changes(meta: dict, fail_on: str) -> int:
-    """The baseline diff's summary; 1 when `--fail-on` says the changes fail the run."""
-    changes = meta.get("changes")
-    if fail_on == "unmet-expectation" and meta["expectations"].get("unmet"):
+def _say_changes(meta: dict, fail_on: tuple[str, ...]) -> int:
+    """The baseline diff's summary; 1 when a class `--fail-on` names has a change no met expectation
+    covers (its cells named, 20 at most), or when it names unmet-expectation and one is unmet."""
+    code = 0
+    if "unmet-expectation" in fail_on and meta["expectations"].get("unmet"):
         print("tfcompat: error: %d unmet expectation(s)" % len(meta["expectations"]["unmet"]), file=sys.stderr)
-        return 1
+        code = 1
+    changes = meta.get("changes")
     if not changes:
-        return 0
-    s = changes["summary"]
-    print("tfcompat: changes since %s: %d regression(s) (%d not expected), %d fix(es), %d other, %d new, %d gone "
-          "(reports/changes.md)" % (s["baseline"], s["regression"], s["unexpected_regressions"], s["fix"],
-                                   s["changed"], s["new"], s["gone"]))
-    if fail_on == "regression" and changes["unexpected"]:
-        for line in changes["unexpected"][:20]:
-            print("tfcompat: error: regression: " + line, file=sys.stderr)
-        return 1
-    return 0
+        return code
+    print("tfcompat: changes since %s: %s (reports/changes.md)" % (changes["summary"]["baseline"], changes["counts"]))
+    names = {"regression": "regression", "coverage": "coverage lost"}
+    failing = [(names[k], line) for k in ("regression", "coverage") if k in fail_on
+               for line in changes["failing"][k]["first"]]
+    total = sum(changes["failing"][k]["count"] for k in ("regression", "coverage") if k in fail_on)
+    for kind, line in failing[:20]:
+        print("tfcompat: error: %s: %s" % (kind, line), file=sys.stderr)
+    if total > 20:
+        print("tfcompat: error: ... and %d more (reports/changes.json)" % (total - 20), file=sys.stderr)
+    return 1 if total else code
 
 
 def _say_defects(meta: dict) -> int:

@@ -1,18 +1,33 @@
-"""Changes since a baseline run: regressions first, then fixes, then other changes and new cells.
+"""Changes since a baseline run, cell by cell (producer, consumer, fixture, format).
 
-A cell is (producer, consumer, fixture, format). A regression is a verdict that got worse for the
-same cell, or a new cell (a new release, say) whose expectation is not met; it is `expected` when
-an expectation in the matrix covers the cell and is met. A fix is a verdict that got better.
+`classify` puts every transition of a cell in exactly one class, with a short `what`:
+- regression: a verdict that got worse (a worse outcome; at the same outcome, a property newly
+  lost or a more invasive remedy), or a wrong-output that was not wrong-output in the baseline
+  (a non-verdict or a new cell before it included);
+- coverage (coverage lost): a verdict that became a non-verdict (env-error, harness-error,
+  not-applicable, save-error) or left the grid;
+- improvement: a verdict that got better, or a verdict where there was none (coverage gained, a
+  new cell);
+- unchanged: the same verdict, or one non-verdict (or no cell) for another.
+A per-artifact record (a save-error, consumer null) stands for every cell of its artifact, so
+cells are compared, never raw records. A change is `expected` when the current record's
+expectation is met: an expected change never fails the gate (`failing`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
-from . import results
+from . import outcomes, results
 from .errors import TfcompatError
+
+CLASSES = ("regression", "coverage", "improvement", "unchanged")
+TITLES = {"regression": "Regressions", "coverage": "Coverage lost", "improvement": "Improvements",
+          "unchanged": "Other changes (no verdict either side)"}
+GATED = ("regression", "coverage")  # the classes `--fail-on` can fail a run on
+SHOWN = 50  # lines per class on the page and in changes.md
 
 
 def cell_id(rec: dict) -> tuple:
@@ -21,36 +36,41 @@ def cell_id(rec: dict) -> tuple:
 
 @dataclass
 class Change:
-    """One cell that differs from the baseline."""
+    """One cell's transition: its class, what the two sides were, and why it is in that class."""
 
-    kind: str  # regression | fix | changed | new | gone
+    kind: str  # regression | coverage | improvement | unchanged
     cell: tuple
     before: str | None
     after: str | None
+    what: str = ""
     expected: bool = False  # a met expectation covers the cell now
-    detail: str = ""
 
     def line(self) -> str:
         p, c, fx, fmt = self.cell
-        where = "%s -> %s %s/%s" % (p, c or "*", fx, fmt)
-        return "%s: %s -> %s%s%s" % (where, self.before or "(none)", self.after or "(none)",
-                                    " (expected)" if self.expected else "", "; " + self.detail if self.detail else "")
+        return "%s -> %s %s/%s: %s -> %s%s%s" % (p, c or "*", fx, fmt, self.before or "(none)",
+                                                 self.after or "(none)", "; " + self.what if self.what else "",
+                                                 " (expected)" if self.expected else "")
 
 
 @dataclass
 class Diff:
-    """The changes, and what the baseline was."""
+    """The cells that changed (an unchanged cell only where its outcome text did), and how many
+    cells each class holds."""
 
     baseline: str
     changes: list[Change] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CLASSES, 0))
 
     def of(self, kind: str) -> list[Change]:
         return [c for c in self.changes if c.kind == kind]
 
+    def failing(self, kinds) -> list[Change]:
+        """The changes of these classes that no met expectation covers: what fails the gate."""
+        return [c for c in self.changes if c.kind in kinds and not c.expected]
+
     def summary(self) -> dict:
-        return {"baseline": self.baseline, **{k: len(self.of(k)) for k in ("regression", "fix", "changed", "new",
-                                                                              "gone")},
-                "unexpected_regressions": sum(1 for c in self.of("regression") if not c.expected)}
+        return {"baseline": self.baseline, **self.counts,
+                "expected": {k: sum(1 for c in self.of(k) if c.expected) for k in GATED}}
 
 
 def load_baseline(ref: str, state_dir: str) -> tuple[str, list[dict]]:
@@ -63,57 +83,109 @@ def load_baseline(ref: str, state_dir: str) -> tuple[str, list[dict]]:
                         % (ref, os.path.join(state_dir, "runs")))
 
 
-def diff(baseline: list[dict], current: list[dict], name: str) -> Diff:
-    """Cell by cell: verdict severity decides regression or fix; remedy or lost decide `changed`."""
-    before = {cell_id(r): r for r in baseline}
-    out = Diff(name)
-    for rec in current:
-        key = cell_id(rec)
-        old = before.pop(key, None)
-        expected = bool(rec.get("expectation") and rec["expectation"].get("met"))
-        if old is None:
-            unmet = bool(rec.get("expectation")) and not expected
-            out.changes.append(Change("regression" if unmet else "new", key, None, rec["outcome"], expected,
-                                      "expectation not met" if unmet else ""))
-            continue
-        a, b = str(old.get("outcome")), str(rec.get("outcome"))
-        if results.is_verdict(a) and results.is_verdict(b) and results.severity(a) != results.severity(b):
-            kind = "regression" if results.severity(b) > results.severity(a) else "fix"
-            out.changes.append(Change(kind, key, a, b, expected))
-        elif a != b:
-            out.changes.append(Change("changed", key, a, b, expected))
-        elif (old.get("remedy"), sorted(old.get("lost") or [])) != (rec.get("remedy"), sorted(rec.get("lost") or [])):
-            out.changes.append(Change("changed", key, a, b, expected, "remedy %s -> %s, lost %s -> %s" % (
-                old.get("remedy"), rec.get("remedy"), old.get("lost") or [], rec.get("lost") or [])))
-    for key, old in before.items():
-        out.changes.append(Change("gone", key, old.get("outcome"), None))
+def cells(records: list[dict]) -> dict[tuple, dict]:
+    """Cell -> record; a per-artifact record (consumer null) stands for the cells of every env of
+    its run (the producers and consumers its records name) that no own record holds."""
+    envs = {r.get("producer") for r in records} | {r.get("consumer") for r in records if r.get("consumer")}
+    out = {cell_id(r): r for r in records if r.get("consumer")}
+    for r in records:
+        if not r.get("consumer"):
+            for c in sorted(e for e in envs if e):
+                out.setdefault((r.get("producer"), c, r.get("fixture"), r.get("format")), r)
     return out
 
 
-TITLES = {"regression": "Regressions", "fix": "Fixes", "changed": "Other changes", "new": "New cells",
-          "gone": "Cells no longer in the grid"}
+def _outcome(rec: dict | None) -> str | None:
+    return str(rec.get("outcome")) if rec is not None else None
 
 
-def markdown(d: Diff, shown: int = 50) -> str:
-    """The changes as Markdown (a CI job summary)."""
-    s = d.summary()
-    lines = ["## Changes since %s" % d.baseline, "",
-             "%d regression(s) (%d not expected), %d fix(es), %d other change(s), %d new cell(s), %d gone" % (
-                 s["regression"], s["unexpected_regressions"], s["fix"], s["changed"], s["new"], s["gone"]), ""]
-    for kind, title in TITLES.items():
-        items = d.of(kind)
-        if not items:
+def classify(before: dict | None, after: dict | None) -> tuple[str, str]:
+    """(class, what) of one cell's transition from the baseline's record to the current one (None:
+    no such cell on that side)."""
+    a, b = _outcome(before), _outcome(after)
+    if b == "wrong-output" and a != "wrong-output":
+        return "regression", "new wrong-output" + (" (new cell)" if a is None else "")
+    if a is not None and outcomes.is_verdict(a):
+        if b is None:
+            return "coverage", "missing"
+        if not outcomes.is_verdict(b):
+            return "coverage", "verdict -> %s" % b
+        return _graded(before or {}, after or {})
+    if b is not None and outcomes.is_verdict(b):
+        return "improvement", "new cell" if a is None else "verdict gained"
+    if a == b:
+        return "unchanged", ""
+    return "unchanged", "new cell" if a is None else "no longer in the grid" if b is None else "no verdict either side"
+
+
+def _graded(before: dict, after: dict) -> tuple[str, str]:
+    """Verdict -> verdict: a worse outcome is a regression and a better one an improvement; at the
+    same outcome, where it is graded, any property newly lost or a more invasive remedy is a
+    regression, else any fewer lost or a less invasive remedy an improvement."""
+    a, b = str(before["outcome"]), str(after["outcome"])
+    if a != b:
+        return ("regression", "worse outcome") if outcomes.severity(b) > outcomes.severity(a) \
+            else ("improvement", "better outcome")
+    if a not in outcomes.GRADED:
+        return "unchanged", ""
+    was, now = set(before.get("lost") or []), set(after.get("lost") or [])
+    r1, r2 = before.get("remedy"), after.get("remedy")
+    i1, i2 = outcomes.invasiveness(r1), outcomes.invasiveness(r2)
+    remedy = "%s -> %s" % (r1 or "none", r2 or "none")
+    worse = (["more lost: " + ", ".join(sorted(now - was))] if now - was else []) + \
+        (["bigger remedy: " + remedy] if i2 > i1 else [])
+    if worse:
+        return "regression", "; ".join(worse)
+    better = (["fewer lost: " + ", ".join(sorted(was - now))] if was - now else []) + \
+        (["smaller remedy: " + remedy] if i2 < i1 else [])
+    return ("improvement", "; ".join(better)) if better else ("unchanged", "")
+
+
+def diff(baseline: list[dict], current: list[dict], name: str) -> Diff:
+    """Every cell of either side classified; the changes listed regressions first, then coverage
+    lost, improvements and other changes, each by cell."""
+    old, new = cells(baseline), cells(current)
+    out = Diff(name)
+    for key in sorted(set(old) | set(new), key=lambda k: tuple(str(x) for x in k)):
+        before, after = old.get(key), new.get(key)
+        kind, what = classify(before, after)
+        out.counts[kind] += 1
+        if kind == "unchanged" and not what:
             continue
-        lines += ["### %s (%d)" % (title, len(items)), ""]
-        lines += ["- `%s`" % c.line() for c in items[:shown]]
-        if len(items) > shown:
-            lines.append("- ... and %d more (reports/changes.json)" % (len(items) - shown))
+        expectation = (after or {}).get("expectation") or {}
+        out.changes.append(Change(kind, key, _outcome(before), _outcome(after), what, bool(expectation.get("met"))))
+    out.changes.sort(key=lambda c: CLASSES.index(c.kind))
+    return out
+
+
+def counts_line(s: dict) -> str:
+    """The summary's counts in one line (the CLI, changes.md and the page say the same)."""
+    return "%d regression(s) (%d expected), %d coverage lost (%d expected), %d improvement(s), %d unchanged" % (
+        s["regression"], s["expected"]["regression"], s["coverage"], s["expected"]["coverage"], s["improvement"],
+        s["unchanged"])
+
+
+def sections(d: Diff, shown: int = SHOWN) -> list[tuple[str, str, list[str], int]]:
+    """(class, title, the first `shown` lines, how many more) for each class with a listed change."""
+    return [(kind, title, [c.line() for c in d.of(kind)[:shown]], max(0, len(d.of(kind)) - shown))
+            for kind, title in TITLES.items() if d.of(kind)]
+
+
+def markdown(d: Diff, shown: int = SHOWN) -> str:
+    """The changes as Markdown (a CI job summary)."""
+    lines = ["## Changes since %s" % d.baseline, "", counts_line(d.summary()), ""]
+    for _, title, items, more in sections(d, shown):
+        lines += ["### %s (%d)" % (title, len(items) + more), ""]
+        lines += ["- `%s`" % line for line in items]
+        if more:
+            lines.append("- ... and %d more (reports/changes.json)" % more)
         lines.append("")
     return "\n".join(lines)
 
 
 def write(d: Diff, reports_dir: str) -> None:
+    """reports/changes.md and reports/changes.json."""
     with open(os.path.join(reports_dir, "changes.md"), "w") as fh:
         fh.write(markdown(d))
     with open(os.path.join(reports_dir, "changes.json"), "w") as fh:
-        json.dump({"summary": d.summary(), "changes": [c.__dict__ for c in d.changes]}, fh, indent=1, default=list)
+        json.dump({"summary": d.summary(), "changes": [asdict(c) for c in d.changes]}, fh, indent=1)

@@ -4,7 +4,10 @@ baseline diff, the cache, the matrix schema) reads its facts about outcomes from
 A verdict has a severity (0 is best); the others are not verdicts: they count neither in pass rates
 nor as regressions, and a verdict that becomes one of them is coverage lost. `passing` says the
 model is usable as it stands (a JUnit pass, "usable" in the summary); `cacheable` says a cell with
-this outcome may be answered from the cache (a deterministic result of the artifact and the env).
+this outcome may be answered from the cache (a deterministic result of the artifact and the env);
+`graded` says the cell's rung and lost properties are what a user gets from it (a less invasive
+rung, fewer lost properties are better: the baseline diff compares them), where for the other
+outcomes they only say where the ladder failed.
 Whether a *remedy* keeps the user on Keras 2 is the remedies table's (`worker/remedies.py`,
 `keras2`): a cell usable only through one is never usable on Keras 3 (`usable`).
 """
@@ -24,6 +27,7 @@ class Outcome:
     severity: int | None  # verdicts: 0 (best) to 6 (worst); None: not a verdict
     passing: bool  # usable as it stands: a JUnit pass, "usable" in the summary
     cacheable: bool  # a cell with it may be answered from the cache
+    graded: bool = False  # its rung and lost properties are what the user gets (compared by the diff)
 
     @property
     def verdict(self) -> bool:
@@ -32,11 +36,11 @@ class Outcome:
 
 TABLE = (
     Outcome("pass", "P", "loads with the canonical loader, no help needed; predictions (and state, where "
-            "checked) match", 0, True, True),
+            "checked) match", 0, True, True, graded=True),
     Outcome("pass-with-remedy", "P+R", "passes only with a remedy users apply (custom objects, compile=False, "
-            "...); the cell names it", 1, True, True),
+            "...); the cell names it", 1, True, True, graded=True),
     Outcome("degraded", "DEG", "loads, but a promised property was lost (or only a remedy that loses one "
-            "worked)", 2, False, True),
+            "worked)", 2, False, True, graded=True),
     Outcome("load-error", "LOAD", "does not load, with or without remedies", 3, False, True),
     # A crash or hang may be flaky: the cell runs again next time.
     Outcome("crash", "CRASH", "the process died while loading or checking", 4, False, False),
@@ -62,6 +66,7 @@ CODES = {o.name: o.code for o in TABLE}
 MEANINGS = {o.name: o.meaning for o in TABLE}
 PASSING = tuple(o.name for o in TABLE if o.passing)
 CACHEABLE = frozenset(o.name for o in TABLE if o.cacheable)
+GRADED = frozenset(o.name for o in TABLE if o.graded)
 
 
 def severity(outcome: str) -> int:

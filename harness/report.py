@@ -453,7 +453,7 @@ def _run_facts(meta: dict, records: list[dict]) -> dict:
         "defects": [_defect_view(d) for d in defects[:HARNESS_DEFECTS_SHOWN]],
         "defects_total": len(defects),
         "cached": meta.get("cache") or {},
-        "changes": meta.get("changes"),  # {summary, lines: {kind: [line]}} with a --baseline
+        "changes": meta.get("changes"),  # with a --baseline: {summary, counts, failing, sections} (runner.publish)
     }
 
 

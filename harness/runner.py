@@ -819,15 +819,15 @@ def publish(run_dir: str, reports_dir: str, meta: dict, matrix: Matrix | None = 
         annotate_expectations(records, matrix)
     meta = dict(meta, expectations=expectation_summary(records), harness_defects=harness_defects(records))
     if baseline is not None:
-        from .diff import TITLES, diff, write
+        from .diff import GATED, counts_line, diff, sections, write
 
         changes = diff(baseline[1], records, baseline[0])
         write(changes, reports_dir)
-        meta["changes"] = {
-            "summary": changes.summary(),
-            "unexpected": [c.line() for c in changes.of("regression") if not c.expected],
-            "sections": [(kind, title, [c.line() for c in changes.of(kind)[:50]], max(0, len(changes.of(kind)) - 50))
-                         for kind, title in TITLES.items() if changes.of(kind)]}
+        # what `--fail-on` reads: per gated class, how many changes no met expectation covers and the first 20
+        failing = {k: [c.line() for c in changes.failing((k,))] for k in GATED}
+        meta["changes"] = {"summary": changes.summary(), "counts": counts_line(changes.summary()),
+                           "failing": {k: {"count": len(v), "first": v[:20]} for k, v in failing.items()},
+                           "sections": sections(changes)}
     with open(os.path.join(reports_dir, "junit.xml"), "wb") as fh:
         from .junit import junit_xml
 

@@ -32,10 +32,11 @@ def versions(env: str) -> dict:
 
 
 class SynthRun:
-    """A run dir with journals for `envs` x `fixtures` x `formats`; cells are set one by one."""
+    """A run dir (`tmp_path/name`) with journals for `envs` x `fixtures` x `formats`; cells are set one
+    by one. Under a state dir, `SynthRun(state / "runs", ..., name=RUN_ID)` is a run `report --run` finds."""
 
-    def __init__(self, tmp_path, envs, fixtures=("control",), formats=("h5",)) -> None:
-        self.store = RunStore(str(tmp_path / "run"))
+    def __init__(self, tmp_path, envs, fixtures=("control",), formats=("h5",), name="run") -> None:
+        self.store = RunStore(str(tmp_path / name))
         os.makedirs(self.store.path("journals"), exist_ok=True)
         self.sel = Selection(tuple(envs), tuple(fixtures), tuple(formats))
         for env in envs:

@@ -6,7 +6,9 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
-from harness.diff import diff, markdown
+import pytest
+
+from harness.diff import CLASSES, classify, diff, markdown
 from harness.junit import junit_xml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -23,31 +25,121 @@ BEFORE = [rec("a", "b", "control", "h5", "pass"),
           rec("a", "b", "custom_layer", "keras", "pass"),
           rec("a", "old", "control", "h5", "pass")]
 AFTER = [rec("a", "b", "control", "h5", "wrong-output"),  # regression
-         rec("a", "b", "control", "keras", "pass"),  # fix
-         rec("a", "b", "custom_layer", "h5", "pass-with-remedy", "compile_false"),  # changed
+         rec("a", "b", "control", "keras", "pass"),  # improvement
+         rec("a", "b", "custom_layer", "h5", "pass-with-remedy", "compile_false"),  # bigger remedy: regression
          rec("a", "b", "custom_layer", "keras", "degraded", lost=["optimizer_state"],
              expectation={"outcome": "degraded", "met": True, "reason": "known"}),  # expected regression
          rec("a", "new", "control", "h5", "load-error",
-             expectation={"outcome": "pass", "met": False, "reason": "should load"}),  # new, unmet
-         rec("a", "new", "control", "keras", "pass")]  # new
+             expectation={"outcome": "pass", "met": False, "reason": "should load"}),  # new cell
+         rec("a", "new", "control", "keras", "pass")]  # new cell
 
 
-def test_diff_orders_regressions_fixes_changes_new_and_gone():
-    d = diff(BEFORE, AFTER, "base")
-    kinds = {(c.cell, c.kind) for c in d.changes}
-    assert (("a", "b", "control", "h5"), "regression") in kinds
-    assert (("a", "b", "control", "keras"), "fix") in kinds
-    assert (("a", "b", "custom_layer", "h5"), "changed") in kinds
-    assert (("a", "new", "control", "h5"), "regression") in kinds  # a new cell whose expectation is unmet
-    assert (("a", "new", "control", "keras"), "new") in kinds
-    assert (("a", "old", "control", "h5"), "gone") in kinds
-    expected = [c for c in d.of("regression") if c.expected]
-    assert [c.cell for c in expected] == [("a", "b", "custom_layer", "keras")]
-    assert d.summary()["unexpected_regressions"] == 2
+def r(outcome, remedy=None, lost=(), expectation=None):
+    return rec("a", "b", "control", "h5", outcome, remedy, lost, expectation)
+
+
+CO, CO_NC = "custom_objects", "custom_objects+compile_false"
+OPT, OPT_CC = ["optimizer_state"], ["optimizer_state", "custom_classes"]
+
+TRANSITIONS = [
+    # regression: a worse outcome, more lost, a bigger remedy, any new wrong-output
+    (r("pass"), r("degraded", lost=OPT), "regression", "worse outcome"),
+    (r("pass"), r("pass-with-remedy", CO), "regression", "worse outcome"),
+    (r("degraded", lost=OPT), r("degraded", lost=OPT_CC), "regression", "more lost: custom_classes"),
+    (r("degraded", lost=OPT), r("degraded", lost=["custom_classes"]), "regression", "more lost: custom_classes"),
+    (r("pass-with-remedy", CO), r("pass-with-remedy", CO_NC), "regression",
+     "bigger remedy: custom_objects -> custom_objects+compile_false"),
+    (r("degraded", CO, OPT), r("degraded", "compile_false", OPT), "regression",
+     "bigger remedy: custom_objects -> compile_false"),
+    (r("degraded", None, OPT), r("degraded", CO, OPT_CC), "regression",
+     "more lost: custom_classes; bigger remedy: none -> custom_objects"),
+    (r("pass"), r("wrong-output"), "regression", "new wrong-output"),
+    (r("env-error"), r("wrong-output"), "regression", "new wrong-output"),
+    (r("harness-error"), r("wrong-output"), "regression", "new wrong-output"),
+    (r("save-error"), r("wrong-output"), "regression", "new wrong-output"),
+    (None, r("wrong-output"), "regression", "new wrong-output (new cell)"),
+    # coverage lost: a verdict that became a non-verdict or left the grid
+    (r("pass"), r("env-error"), "coverage", "verdict -> env-error"),
+    (r("load-error"), r("not-applicable"), "coverage", "verdict -> not-applicable"),
+    (r("pass"), r("harness-error"), "coverage", "verdict -> harness-error"),
+    (r("wrong-output"), r("save-error"), "coverage", "verdict -> save-error"),
+    (r("pass"), None, "coverage", "missing"),
+    # improvement: a better verdict, or a verdict where there was none
+    (r("load-error"), r("pass"), "improvement", "better outcome"),
+    (r("wrong-output"), r("load-error"), "improvement", "better outcome"),
+    # a better outcome is one, whatever its rung and losses (a load-error's say nothing)
+    (r("load-error"), r("degraded", CO, OPT), "improvement", "better outcome"),
+    (r("degraded", None, ["custom_classes"]), r("pass-with-remedy", CO), "improvement", "better outcome"),
+    (r("degraded", lost=OPT_CC), r("degraded", lost=OPT), "improvement", "fewer lost: custom_classes"),
+    (r("pass-with-remedy", CO_NC), r("pass-with-remedy", CO), "improvement",
+     "smaller remedy: custom_objects+compile_false -> custom_objects"),
+    (r("env-error"), r("pass"), "improvement", "verdict gained"),
+    (r("not-applicable"), r("load-error"), "improvement", "verdict gained"),
+    (None, r("pass"), "improvement", "new cell"),
+    # unchanged: the same verdict (rungs and losses only grade pass, pass-with-remedy, degraded)
+    (r("pass"), r("pass"), "unchanged", ""),
+    (r("degraded", CO, OPT), r("degraded", CO, list(reversed(OPT))), "unchanged", ""),
+    (r("wrong-output", None), r("wrong-output", CO), "unchanged", ""),
+    (r("load-error", None), r("load-error", CO_NC), "unchanged", ""),
+    (r("env-error"), r("not-applicable"), "unchanged", "no verdict either side"),
+    (r("env-error"), r("env-error"), "unchanged", ""),
+    (None, r("save-error"), "unchanged", "new cell"),
+    (r("not-applicable"), None, "unchanged", "no longer in the grid"),
+]
+
+
+@pytest.mark.parametrize("before,after,kind,what", TRANSITIONS,
+                         ids=["%s->%s" % (b and b["outcome"], a and a["outcome"]) for b, a, _, _ in TRANSITIONS])
+def test_every_transition_has_one_class_and_says_why(before, after, kind, what):
+    assert classify(before, after) == (kind, what)
+
+
+def test_the_diff_lists_regressions_then_coverage_lost_then_improvements():
+    d = diff(BEFORE, AFTER + [rec("a", "new", "control", "savedmodel", "env-error")], "base")
+    kinds = {c.cell: (c.kind, c.what) for c in d.changes}
+    assert kinds == {
+        ("a", "b", "control", "h5"): ("regression", "new wrong-output"),
+        ("a", "b", "custom_layer", "h5"): ("regression", "bigger remedy: custom_objects -> compile_false"),
+        ("a", "b", "custom_layer", "keras"): ("regression", "worse outcome"),
+        ("a", "old", "control", "h5"): ("coverage", "missing"),
+        ("a", "b", "control", "keras"): ("improvement", "better outcome"),
+        ("a", "new", "control", "h5"): ("improvement", "new cell"),
+        ("a", "new", "control", "keras"): ("improvement", "new cell"),
+        ("a", "new", "control", "savedmodel"): ("unchanged", "new cell")}
+    assert [c.kind for c in d.changes] == sorted((c.kind for c in d.changes), key=CLASSES.index)
+    expected = [c.cell for c in d.changes if c.expected]
+    assert expected == [("a", "b", "custom_layer", "keras")]  # the met expectation
+    assert [c.cell for c in d.failing(("regression",))] == [("a", "b", "control", "h5"),
+                                                            ("a", "b", "custom_layer", "h5")]
+    s = d.summary()
+    assert (s["regression"], s["coverage"], s["improvement"], s["unchanged"]) == (3, 1, 3, 1)
+    assert s["expected"] == {"regression": 1, "coverage": 0}
     text = markdown(d)
-    assert text.index("### Regressions") < text.index("### Fixes") < text.index("### Other changes") \
-        < text.index("### New cells")
-    assert "a -> b control/h5: pass -> wrong-output" in text
+    assert text.index("### Regressions") < text.index("### Coverage lost") < text.index("### Improvements") \
+        < text.index("### Other changes")
+    assert "a -> b control/h5: pass -> wrong-output; new wrong-output" in text
+    assert "a -> b custom_layer/keras: pass -> degraded; worse outcome (expected)" in text
+
+
+def test_a_save_error_stands_for_every_cell_of_its_artifact_both_ways():
+    passes = [rec(p, c, "control", "h5", "pass") for p in "ab" for c in "ab"]
+    saved_not = [rec("a", None, "control", "h5", "save-error")] + passes[2:]
+    lost = diff(passes, saved_not, "base")
+    assert [(c.cell, c.kind, c.before, c.after, c.what) for c in lost.changes] == [
+        (("a", c, "control", "h5"), "coverage", "pass", "save-error", "verdict -> save-error") for c in "ab"]
+    assert lost.summary()["unchanged"] == 2
+    gained = diff(saved_not, passes, "base")
+    assert [(c.cell, c.kind, c.what) for c in gained.changes] == [
+        (("a", c, "control", "h5"), "improvement", "verdict gained") for c in "ab"]
+    # the same save-error both nights: every cell unchanged, none listed; a new consumer's cell is new
+    again = saved_not + [rec(p, "c", "control", "h5", "pass") for p in "bc"] + [rec("c", c, "control", "h5", "pass")
+                                                                               for c in "ab"]
+    d = diff(saved_not, again, "base")
+    assert {c.cell: (c.kind, c.what) for c in d.changes if c.cell[0] == "a"} == {
+        ("a", "c", "control", "h5"): ("unchanged", "new cell")}
+    # an expectation met by the save-error covers each of its cells
+    met = dict(saved_not[0], expectation={"outcome": "save-error", "met": True, "reason": "known"})
+    assert diff(passes, [met] + passes[2:], "base").failing(("coverage",)) == []
 
 
 def test_junit_has_one_testcase_per_cell_and_fails_only_unexpected_non_passes():
@@ -86,5 +178,9 @@ def test_report_baseline_exit_code_follows_fail_on(tmp_path):
     assert ET.parse(tmp_path / "reports" / "junit.xml").getroot().get("tests") == "4"
     assert 'id="changes"' in (tmp_path / "reports" / "index.html").read_text()
     assert report("--fail-on", "never").returncode == 0
+    for bad in ("regresion", "never,regression", ","):
+        wrong = report("--fail-on", bad)
+        assert wrong.returncode == 2 and wrong.stderr.count("\n") == 1, wrong.stderr
+        assert "--fail-on" in wrong.stderr and "regression, coverage, unmet-expectation, or never" in wrong.stderr
     missing = report("--baseline", str(tmp_path / "nothing"))
     assert missing.returncode == 1 and missing.stderr.count("\n") == 1 and "--baseline:" in missing.stderr

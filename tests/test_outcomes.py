@@ -30,6 +30,7 @@ def test_the_schema_the_css_and_the_table_agree():
 
 def test_passing_and_cacheable_come_from_the_table():
     assert set(outcomes.PASSING) == {"pass", "pass-with-remedy"}
+    assert outcomes.GRADED == {"pass", "pass-with-remedy", "degraded"}  # the diff compares their rungs and losses
     assert CACHED_OUTCOMES == {o.name for o in outcomes.TABLE if o.cacheable}
     # a crash or hang may be flaky; a non-verdict is decided when the record is assembled
     assert not CACHED_OUTCOMES & {"crash", "timeout", "not-applicable", "env-error", "harness-error", "save-error"}

@@ -176,7 +176,7 @@ def test_night_two_with_nothing_changed_plans_no_job_and_merges_from_the_cache(n
     assert all(r["cached"] for r in second["records"] if r["consumer"] and r["outcome"] != "not-applicable")
     # the first night's merged results were the baseline: nothing changed
     summary = (nights["ws"] / "summary.md").read_text()
-    assert "0 regression(s)" in summary and "0 fix(es)" in summary
+    assert "0 regression(s)" in summary and "0 coverage lost" in summary and "0 improvement(s)" in summary
 
 
 def test_merge_refuses_a_shard_of_another_plan_and_is_idempotent(nights):
