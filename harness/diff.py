@@ -141,14 +141,19 @@ def _graded(before: dict, after: dict) -> tuple[str, str]:
     return ("improvement", "; ".join(better)) if better else ("unchanged", "")
 
 
-def diff(baseline: list[dict], current: list[dict], name: str) -> Diff:
+def diff(baseline: list[dict], current: list[dict], name: str, scope: dict | None = None) -> Diff:
     """Every cell of either side classified; the changes listed regressions first, then coverage
-    lost, improvements and other changes, each by cell."""
+    lost, improvements and other changes, each by cell. `scope`: the current run's selection
+    ({envs, fixtures, formats}); a baseline cell outside it (an env taken out of the matrix, a
+    smaller profile, `--only`) was not asked for, so its absence is no coverage lost."""
     old, new = cells(baseline), cells(current)
     out = Diff(name)
     for key in sorted(set(old) | set(new), key=lambda k: tuple(str(x) for x in k)):
         before, after = old.get(key), new.get(key)
-        kind, what = classify(before, after)
+        if after is None and scope is not None and not _within(key, scope):
+            kind, what = "unchanged", "outside this run's selection"
+        else:
+            kind, what = classify(before, after)
         out.counts[kind] += 1
         if kind == "unchanged" and not what:
             continue
@@ -156,6 +161,13 @@ def diff(baseline: list[dict], current: list[dict], name: str) -> Diff:
         out.changes.append(Change(kind, key, _outcome(before), _outcome(after), what, bool(expectation.get("met"))))
     out.changes.sort(key=lambda c: CLASSES.index(c.kind))
     return out
+
+
+def _within(cell: tuple, scope: dict) -> bool:
+    p, c, fx, fmt = cell
+    envs = set(scope.get("envs") or ())
+    return p in envs and (c is None or c in envs) and fx in set(scope.get("fixtures") or ()) and \
+        fmt in set(scope.get("formats") or ())
 
 
 def counts_line(s: dict) -> str:

@@ -821,7 +821,7 @@ def publish(run_dir: str, reports_dir: str, meta: dict, matrix: Matrix | None = 
     if baseline is not None:
         from .diff import GATED, counts_line, diff, sections, write
 
-        changes = diff(baseline[1], records, baseline[0])
+        changes = diff(baseline[1], records, baseline[0], scope=meta.get("selection"))
         write(changes, reports_dir)
         # what `--fail-on` reads: per gated class, how many changes no met expectation covers and the first 20
         failing = {k: [c.line() for c in changes.failing((k,))] for k in GATED}

@@ -165,13 +165,13 @@ def test_only_a_night_that_passed_its_gate_becomes_the_baseline(tmp_path):
     ws = tmp_path / "ws"
     ws.mkdir()
     state = ws / ".tfcompat"
-    baseline = state / "baseline" / "results.jsonl"
+    baseline = state / "baseline" / "default" / "results.jsonl"
     baseline.parent.mkdir(parents=True)
     baseline.write_text('{"night": "1"}\n')
 
     def merge(night, gate):
         env = dict(os.environ, PATH="%s:%s" % (bin_dir, os.environ["PATH"]), STATE=str(state), WS=str(ws),
-                   RUN_ID="run-%s" % night, NIGHT=night, GATE=str(gate),
+                   RUN_ID="run-%s" % night, NIGHT=night, GATE=str(gate), TFCOMPAT_PROFILE="default",
                    GITHUB_STEP_SUMMARY=str(ws / "summary.md"))
         return subprocess.run(["bash", "-e", "-c", merge_step()], cwd=ws, env=env, capture_output=True, text=True)
 

@@ -142,6 +142,18 @@ def test_a_save_error_stands_for_every_cell_of_its_artifact_both_ways():
     assert diff(passes, [met] + passes[2:], "base").failing(("coverage",)) == []
 
 
+def test_cells_outside_the_runs_selection_are_not_coverage_lost():
+    """An env taken out of the matrix (or a smaller profile, `--only`) was not asked for: its cells'
+    absence is listed, not failed. A cell inside the selection that is missing is coverage lost."""
+    before = [rec(p, c, "control", "h5", "pass") for p in ("a", "b", "old") for c in ("a", "b", "old")]
+    after = [rec(p, c, "control", "h5", "pass") for p in "ab" for c in "ab" if (p, c) != ("b", "a")]
+    d = diff(before, after, "base", scope={"envs": ["a", "b"], "fixtures": ["control"], "formats": ["h5"]})
+    assert [c.cell for c in d.failing(("coverage",))] == [("b", "a", "control", "h5")]
+    assert {c.what for c in d.changes if c.cell[0] == "old" or c.cell[1] == "old"} == {
+        "outside this run's selection"}
+    assert diff(before, after, "base").summary()["coverage"] == 6  # without a scope every absence counts
+
+
 def test_junit_has_one_testcase_per_cell_and_fails_only_unexpected_non_passes():
     recs = AFTER + [rec("a", None, "control", "savedmodel", "save-error"),
                     rec("a", "b", "control", "checkpoint", "harness-error")]

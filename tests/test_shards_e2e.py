@@ -75,9 +75,14 @@ class Machine:
     def upload(self, run_id, where):
         shutil.copytree(os.path.join(self.state, "runs", run_id), where)
 
-    def download(self, uploads, run_id):
+    def download(self, uploads, run_id, job):
+        """actions/download-artifact as the job's step says: every upload merged into one folder
+        (merge-multiple) or each in a folder of its own, named by the artifact."""
+        (s,) = [s for s in workflow()["jobs"][job]["steps"] if "download-artifact" in str(s.get("uses"))]
+        where = os.path.join(self.ws, self.fill(s["with"]["path"]))
         for d in uploads:
-            shutil.copytree(d, os.path.join(self.state, "runs", run_id), dirs_exist_ok=True)
+            own = "" if s["with"].get("merge-multiple") else os.path.basename(d)
+            shutil.copytree(d, os.path.join(where, own), dirs_exist_ok=True)
 
     def keep_state(self, where):  # actions/cache/save
         shutil.rmtree(where, ignore_errors=True)
@@ -107,7 +112,7 @@ def night(base, ws, saved_state):
                                            "needs.plan.outputs.run_id": run_id}))
             m.restore_state(saved_state)
             if stage == "check":
-                m.download(uploads, run_id)
+                m.download(uploads, run_id, "check")
             proc, _ = m.run(stage, "%s shard" % stage)
             assert proc.returncode == 0, proc.stdout + proc.stderr
             where = os.path.join(base, "uploads-%s" % run_id, "%s-%d" % (stage, i))
@@ -115,7 +120,8 @@ def night(base, ws, saved_state):
             seen["uploads"].append(where)
     merge = Machine(ws, dict(common, **{"needs.plan.outputs.run_id": run_id}))
     merge.restore_state(saved_state)
-    merge.download(seen["uploads"], run_id)
+    shutil.rmtree(os.path.join(ws, "shards"), ignore_errors=True)
+    merge.download(seen["uploads"], run_id, "merge")
     shutil.rmtree(os.path.join(ws, "reports"), ignore_errors=True)
     proc, _ = merge.run("merge", "merge")
     seen["merge"] = proc
