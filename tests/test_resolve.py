@@ -151,6 +151,8 @@ def test_a_venv_seeded_by_python_m_venv_keeps_its_setuptools_in_the_resolution(t
                            Where(str(tmp_path), str(tmp_path / "state"), str(tmp_path / "logs"), "m.yaml"))
     request = docker.resolution_request(image)
     assert request.python == "3.11.9" and dict(request.prefer) == {"pip": "23.2.1", "setuptools": "65.5.0"}
+    newer = docker.resolution_request(dict(image, python="3.12.8"))  # ensurepip stopped seeding setuptools
+    assert dict(newer.prefer) == {"pip": "23.2.1"}
     assert request.args[:3] == ("--no-config", "--index-strategy", "unsafe-best-match")
     assert ("--index-url", url) == request.args[3:5] and "UV_INDEX_URL" not in dict(request.env)
     seeded = resolve.resolve(request)

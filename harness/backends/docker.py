@@ -26,9 +26,7 @@ REPOSITORY = "tfcompat-env"
 TEMPLATE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "templates", "Dockerfile.j2")
 VENV_PYTHON = "/opt/venv/bin/python"
 LABEL = "tfcompat."  # label prefix: tfcompat.env, tfcompat.spec_hash, tfcompat.run
-# What `python -m venv` puts in the image's venv before `pip install -r`: pip keeps each where it
-# satisfies the requirements (setuptools on Python < 3.12), so a resolution prefers them too.
-VENV_SEEDS = ("pip", "setuptools", "wheel")
+
 # uv settings a pip build does not read: left out of its resolution (how uv fetches stays).
 _UV_RESOLUTION_VARS = ("UV_CONSTRAINT", "UV_DEFAULT_INDEX", "UV_EXCLUDE_NEWER", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS",
                        "UV_INDEX", "UV_INDEX_STRATEGY", "UV_INDEX_URL", "UV_NO_INDEX", "UV_OVERRIDE", "UV_PRERELEASE",
@@ -37,6 +35,15 @@ _UV_RESOLUTION_VARS = ("UV_CONSTRAINT", "UV_DEFAULT_INDEX", "UV_EXCLUDE_NEWER", 
 # file, which the worker reads back for TF's native log lines), then becomes the worker.
 TRAMPOLINE = ("import os, sys; fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644); "
               "os.dup2(fd, 1); os.dup2(fd, 2); os.execv(sys.executable, [sys.executable] + sys.argv[2:])")
+
+
+def venv_seeds(python: str) -> tuple[str, ...]:
+    """What `python -m venv` puts in the image's venv before `pip install -r` (ensurepip: pip, and
+    setuptools before Python 3.12). pip keeps a seed that satisfies the requirements, so the
+    resolution prefers the listed versions of these (and of no other package: a fresh build takes
+    the newest of the rest)."""
+    parts = tuple(int(p) for p in python.split(".")[:2] if p.isdigit())
+    return ("pip", "setuptools") if parts < (3, 12) else ("pip",)
 
 
 def engine_address() -> str:
@@ -142,8 +149,8 @@ class DockerBackend(Backend):
         env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_") and k not in _UV_RESOLUTION_VARS}
         env["SSL_CERT_FILE"] = settings["cert"]
         packages = (installed or {}).get("packages") or {}
-        prefer = tuple((name, packages[name]) for name in VENV_SEEDS if packages.get(name))
         python = (installed or {}).get("python") or self.spec.python
+        prefer = tuple((name, packages[name]) for name in venv_seeds(python) if packages.get(name))
         return Request(tuple(self.spec.requirements()), python, self.root, tuple(sorted(env.items())), tuple(args),
                        prefer)
 
