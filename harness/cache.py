@@ -28,6 +28,7 @@ import re
 
 from .matrix import EnvSpec
 from .outcomes import CACHEABLE
+from .resolve import SEEDS, normalise
 from .results import write_json
 
 # Outcomes worth keeping are the outcome table's `cacheable` ones (harness/outcomes.py).
@@ -46,9 +47,16 @@ def _digest(data) -> str:
 
 
 def env_fingerprint(spec: EnvSpec, installed: dict) -> str:
-    """What an env is, for its results: `installed` is {"python": "3.11.7", "packages": {name: version}}."""
+    """What an env is, for its results: `installed` is {"python": "3.11.7", "packages": {name: version}},
+    as the env lists it or as its requirements resolve (harness/resolve.py). A Python env's packages
+    count by their PEP 503 names (uv's, where the env listing keeps dots) and without the installer's
+    seeds (pip: a Docker venv has it, a tox-uv venv and a resolution do not), so the env and the
+    resolution of its requirements give one fingerprint when nothing drifted."""
+    packages = installed.get("packages") or {}
+    if spec.kind != "tfjs":
+        packages = {normalise(n): v for n, v in packages.items() if normalise(n) not in SEEDS}
     return _digest({"requirements": spec.requirements(), "env_vars": spec.env_vars(),
-                    "python": installed.get("python"), "packages": installed.get("packages") or {}})
+                    "python": installed.get("python"), "packages": packages})
 
 
 def _spec_digest(spec: EnvSpec) -> str:

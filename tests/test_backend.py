@@ -110,3 +110,35 @@ def test_local_launcher_keeps_the_launch_contract(tmp_path, monkeypatch):
     hung = launcher.launch(Launch(args=("-c", "import time; time.sleep(600)"), cwd=str(tmp_path), log=str(log)))
     launcher.kill(hung)
     assert hung.returncode is not None
+
+
+def test_a_record_whose_env_folder_is_gone_is_not_current(tmp_path, monkeypatch):
+    # A night restores .tfcompat but not .tox: the record alone must not pass for a built env.
+    backend, fake = make(tmp_path, monkeypatch, spec())
+    backend.create()
+    assert backend.current_state()["installed"]["packages"] == {"tensorflow": "2.15.1"}
+    os.remove(backend.python())
+    assert backend.current_state() is None
+    assert backend.create() is True and len(fake.calls) == 2  # built again
+
+
+def test_an_invalidated_env_is_stale_and_recreated_from_scratch_saying_why(tmp_path, monkeypatch):
+    backend, fake = make(tmp_path, monkeypatch, spec())
+    backend.create()
+    backend.invalidate("h5py 3.14.0 -> 3.15.0")
+    assert backend.current_state() is None and backend.stale_reason() == "h5py 3.14.0 -> 3.15.0"
+    again, fake2 = make(tmp_path, monkeypatch, spec())  # the next run: same spec, stale record
+    assert again.current_state() is None
+    assert again.create() is True and "--recreate" in fake2.calls[0]
+    log = (tmp_path / "logs" / "create-tfx.log").read_text()
+    assert log.splitlines()[0] == "tfcompat: rebuilding tfx, stale: h5py 3.14.0 -> 3.15.0"
+    assert again.stale_reason() is None and again.current_state() is not None  # the new record is current
+    assert again.create() is False and len(fake2.calls) == 1
+
+
+def test_invalidating_an_unrecorded_env_recreates_the_folder_tox_has(tmp_path, monkeypatch):
+    backend, fake = make(tmp_path, monkeypatch, spec())
+    backend.create()
+    (tmp_path / "state" / "envs" / "tfx.json").unlink()  # built from another state dir
+    backend.invalidate("numpy 1.26.4 -> 1.26.5")
+    assert backend.create() is True and "--recreate" in fake.calls[-1]  # not tox's reconcile

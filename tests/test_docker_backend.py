@@ -190,3 +190,56 @@ def test_envs_lists_tox_envs_with_their_state_and_says_when_docker_is_away(tmp_p
     assert rows == {"keep": "current", "old": "stale", "gone": "unused"}
     assert (work / "keep").exists() and not (work / "old").exists() and not (work / "gone").exists()
     assert states.get("old", "tox") is None and json.loads(open(states.path("keep")).read())["tox"]
+
+
+class FakeEngine:
+    """Stands in for the Docker SDK client in create()/current_state(): images by tag, builds that
+    make a new image id, and the listing container's output."""
+
+    class Image:
+        def __init__(self, id, labels):
+            self.id, self.labels, self.tags = id, labels, []
+
+    def __init__(self):
+        import types
+
+        self.by_tag = {"python:3.11-slim": self.Image("sha256:base", {})}
+        self.builds, self.removed = [], []
+        self.images = types.SimpleNamespace(get=self.get, pull=self.get, remove=self.removed.append)
+        self.containers = types.SimpleNamespace(
+            run=lambda *a, **kw: b'{"python": "3.11.9", "packages": {"pip": "23.2.1", "tensorflow": "2.15.1"}}')
+        self.api = types.SimpleNamespace(build=self.build)
+
+    def get(self, tag):
+        import docker.errors
+
+        if tag not in self.by_tag:
+            raise docker.errors.NotFound("no such image: %s" % tag)
+        return self.by_tag[tag]
+
+    def build(self, tag, labels, **kw):
+        self.builds.append(kw)
+        image = self.Image("sha256:%d" % len(self.builds), labels)
+        self.by_tag[tag] = image
+        return iter([{"stream": "Step 1/5 : FROM python:3.11-slim"}, {"aux": {"ID": image.id}}])
+
+
+def test_a_docker_env_whose_image_is_gone_or_invalidated_is_built_again(tmp_path, monkeypatch):
+    engine = FakeEngine()
+    monkeypatch.setattr(dk, "client", lambda: engine)
+    make = lambda: dk.DockerBackend(spec(), where(tmp_path))  # noqa: E731 (each run makes its own)
+    assert make().create() is True and len(engine.builds) == 1
+    assert make().current_state()["image_id"] == "sha256:1"
+    assert make().create() is False and len(engine.builds) == 1
+    tag = make().current_state()["image"]
+    del engine.by_tag[tag]  # `docker image rm`, or a new engine with the old state dir
+    assert make().current_state() is None
+    assert make().create() is True and len(engine.builds) == 2 and not engine.builds[-1]["nocache"]
+    make().invalidate("h5py 3.14.0 -> 3.15.0")
+    assert make().current_state() is None and make().stale_reason() == "h5py 3.14.0 -> 3.15.0"
+    assert make().create() is True and len(engine.builds) == 3
+    assert engine.builds[-1]["nocache"] is True  # the build cache's pip layer would install the old h5py
+    assert engine.removed == ["sha256:2"]  # the image the tag left
+    log = (tmp_path / "logs" / "create-tfx.log").read_text().splitlines()
+    assert log[0] == "tfcompat: rebuilding tfx, stale: h5py 3.14.0 -> 3.15.0"
+    assert make().current_state()["image_id"] == "sha256:3" and make().stale_reason() is None

@@ -238,3 +238,20 @@ def test_the_js_worker_changes_the_envs_fingerprint(node, monkeypatch):
     before = make().current_state()["installed"]
     monkeypatch.setattr(node_module, "_worker_digest", lambda: "another")
     assert make().current_state()["installed"] != before  # cached TF.js cells are not reused
+
+
+def test_a_tfjs_env_whose_folder_is_gone_or_invalidated_is_installed_again(node, tmp_path):
+    import shutil
+
+    make, calls = node
+    make().create()
+    assert make().current_state() is not None
+    shutil.rmtree(tmp_path / "tfjs" / "js")
+    assert make().current_state() is None  # the record alone is not the env
+    assert make().create() is True and len(calls()) == 2
+    make().invalidate("@tensorflow/tfjs-core 4.22.0 -> 4.22.1")
+    assert make().current_state() is None and make().stale_reason() == "@tensorflow/tfjs-core 4.22.0 -> 4.22.1"
+    assert make().create() is True and len(calls()) == 3  # installed again although the folder is complete
+    log = (tmp_path / "logs" / "create-js.log").read_text().splitlines()
+    assert log[0] == "tfcompat: reinstalling js, stale: @tensorflow/tfjs-core 4.22.0 -> 4.22.1"
+    assert make().current_state() is not None and make().create() is False and len(calls()) == 3

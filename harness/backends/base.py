@@ -14,6 +14,7 @@ from typing import Protocol
 from ..envstate import EnvStates
 from ..errors import TfcompatError
 from ..matrix import EnvSpec
+from ..resolve import Request
 
 
 @dataclass(frozen=True)
@@ -147,19 +148,44 @@ class Backend(ABC):
         raise NotImplementedError(self.name)
 
     def current_state(self) -> dict | None:
-        """The env-state record if it was made for the spec as it is now (nothing is built or
-        started): its `installed` gives the env's fingerprint before any work."""
+        """The env-state record if it was made for the spec as it is now, was not invalidated, and
+        the env it describes is still there (nothing is built or started): its `installed` gives
+        the env's fingerprint before any work."""
         recorded = self.recorded_state()
+        if not recorded or recorded.get("stale"):
+            return None
         try:
             want = self.wanted_state()
+            if all(recorded.get(k) == v for k, v in want.items()) and self.present(recorded):
+                return recorded
         except TfcompatError:
-            return None
-        if recorded and all(recorded.get(k) == v for k, v in want.items()):
-            return recorded
+            pass
         return None
+
+    def present(self, recorded: dict) -> bool:
+        """Whether the env `recorded` describes is still there (a folder, an image): a record
+        restored without its env is not current."""
+        return True
 
     def record_state(self, state: dict) -> None:
         self.states.put(self.spec.id, self.name, state)
+
+    def invalidate(self, reason: str) -> None:
+        """Make the env stale although its spec did not change (`reason`, one line: what drifted):
+        `current_state()` is None from now on and the next `create()` builds it from scratch (tox
+        --recreate, a new image without the build cache, a new npm folder), saying why in its
+        creation log. The rebuilt env's record no longer holds the reason."""
+        self.record_state(dict(self.recorded_state() or {}, stale=" ".join(reason.split()) or "invalidated"))
+
+    def stale_reason(self) -> str | None:
+        """Why the env was invalidated (see invalidate()), or None."""
+        return (self.recorded_state() or {}).get("stale") or None
+
+    def resolution_request(self, installed: dict | None = None) -> Request | None:
+        """How to resolve the env's requirements as its installer would today, or None where this
+        backend does not resolve. `installed` is the env-state record's, where there is one. Raises
+        TfcompatError when it cannot be made (no interpreter)."""
+        return None
 
     @classmethod
     def preflight(cls) -> None:

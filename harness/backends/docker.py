@@ -18,6 +18,7 @@ import threading
 from ..envstate import EnvStates
 from ..errors import BackendUnavailable, EnvError
 from ..matrix import EnvSpec
+from ..resolve import Request
 from .base import INSTALLED, Backend, Launch, Launcher, Where
 from .build_secrets import BuildSecrets, pip_settings
 
@@ -25,10 +26,24 @@ REPOSITORY = "tfcompat-env"
 TEMPLATE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "templates", "Dockerfile.j2")
 VENV_PYTHON = "/opt/venv/bin/python"
 LABEL = "tfcompat."  # label prefix: tfcompat.env, tfcompat.spec_hash, tfcompat.run
+
+# uv settings a pip build does not read: left out of its resolution (how uv fetches stays).
+_UV_RESOLUTION_VARS = ("UV_CONSTRAINT", "UV_DEFAULT_INDEX", "UV_EXCLUDE_NEWER", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS",
+                       "UV_INDEX", "UV_INDEX_STRATEGY", "UV_INDEX_URL", "UV_NO_INDEX", "UV_OVERRIDE", "UV_PRERELEASE",
+                       "UV_RESOLUTION", "UV_TORCH_BACKEND", "UV_PYTHON", "UV_CONFIG_FILE")
 # Runs first in the container: points stdout/stderr at the log file in the bound run dir (a real
 # file, which the worker reads back for TF's native log lines), then becomes the worker.
 TRAMPOLINE = ("import os, sys; fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644); "
               "os.dup2(fd, 1); os.dup2(fd, 2); os.execv(sys.executable, [sys.executable] + sys.argv[2:])")
+
+
+def venv_seeds(python: str) -> tuple[str, ...]:
+    """What `python -m venv` puts in the image's venv before `pip install -r` (ensurepip: pip, and
+    setuptools before Python 3.12). pip keeps a seed that satisfies the requirements, so the
+    resolution prefers the listed versions of these (and of no other package: a fresh build takes
+    the newest of the rest)."""
+    parts = tuple(int(p) for p in python.split(".")[:2] if p.isdigit())
+    return ("pip", "setuptools") if parts < (3, 12) else ("pip",)
 
 
 def engine_address() -> str:
@@ -112,6 +127,33 @@ class DockerBackend(Backend):
             raise EnvError("%s: %s" % (self.spec.id, exc)) from None
         return {"spec_hash": spec_hash, "image": tag, "base_image": self.base_image()}
 
+    def present(self, recorded: dict) -> bool:
+        image = _image(client(), recorded.get("image") or "")
+        return image is not None and image.id == recorded.get("image_id", image.id)
+
+    def resolution_request(self, installed: dict | None = None) -> Request:
+        """The image's `pip install -r` as a resolution: the pip settings a build is handed (index
+        URLs, trusted hosts, CA), pip's choice of the best version across indexes, no uv config,
+        the image's Python version (from its listing, else the spec's), and the versions its venv
+        was seeded with preferred where they satisfy, as pip keeps them. Not the engine's platform
+        tags: the host's are used."""
+        settings = pip_settings()
+        args = ["--no-config", "--index-strategy", "unsafe-best-match"]
+        urls = settings.get("index-url", "").split()
+        if urls:
+            args += ["--index-url", urls[0]]
+        for url in urls[1:] + settings.get("extra-index-url", "").split():
+            args += ["--extra-index-url", url]
+        for host in settings.get("trusted-host", "").split():
+            args += ["--allow-insecure-host", host]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_") and k not in _UV_RESOLUTION_VARS}
+        env["SSL_CERT_FILE"] = settings["cert"]
+        packages = (installed or {}).get("packages") or {}
+        python = (installed or {}).get("python") or self.spec.python
+        prefer = tuple((name, packages[name]) for name in venv_seeds(python) if packages.get(name))
+        return Request(tuple(self.spec.requirements()), python, self.root, tuple(sorted(env.items())), tuple(args),
+                       prefer)
+
     def create(self) -> bool:
         try:
             engine = client()
@@ -122,13 +164,19 @@ class DockerBackend(Backend):
         self.image = tag
         existing = _image(engine, tag)
         recorded = self.recorded_state() or {}
-        if existing is not None and existing.labels.get(LABEL + "spec_hash") == spec_hash:
+        stale = recorded.get("stale")  # invalidate(): built again, past the build cache, though the spec is the same
+        if existing is not None and existing.labels.get(LABEL + "spec_hash") == spec_hash and not stale:
             if recorded.get("image_id") == existing.id and recorded.get("installed"):
                 return False
             self.record_state(dict(want, image_id=existing.id, installed=self.list_installed(engine, tag)))
             return False
-        image_id = self._build(engine, tag, spec_hash)
+        image_id = self._build(engine, tag, spec_hash, why="stale: %s" % stale if stale else "")
         self.record_state(dict(want, image_id=image_id, installed=self.list_installed(engine, tag)))
+        if existing is not None and existing.id != image_id:
+            try:
+                engine.images.remove(existing.id)  # the image the tag left: nothing names it now
+            except Exception:
+                pass  # another tag or a container still uses it
         return True
 
     def list_installed(self, engine, tag: str) -> dict:
@@ -140,7 +188,9 @@ class DockerBackend(Backend):
         except Exception as exc:
             raise EnvError("%s: cannot list what image %s holds: %s" % (self.spec.id, tag, _short(exc))) from None
 
-    def _build(self, engine, tag: str, spec_hash: str) -> str:
+    def _build(self, engine, tag: str, spec_hash: str, why: str = "") -> str:
+        """Build the image; `why` (a drift) also skips the build cache, whose pip layer would
+        install what it installed before."""
         os.makedirs(self.log_dir, exist_ok=True)
         log = os.path.join(self.log_dir, "create-%s.log" % self.spec.id)
         labels = {LABEL + "env": self.spec.id, LABEL + "spec_hash": spec_hash, LABEL + "spec": self.spec.describe(),
@@ -150,11 +200,13 @@ class DockerBackend(Backend):
         image_id = None
         last: list[str] = []
         with open(log, "w") as fh, BuildSecrets(pip_settings()) as secrets_url:
+            if why:
+                fh.write("tfcompat: rebuilding %s, %s\n" % (self.spec.id, why))
             try:
                 # Builds reach the index through the host's network (never the default bridge);
                 # the checks that run in the image later have none.
                 stream = engine.api.build(fileobj=context, custom_context=True, tag=tag, labels=labels, rm=True,
-                                          forcerm=True, network_mode="host", decode=True,
+                                          forcerm=True, network_mode="host", decode=True, nocache=bool(why),
                                           buildargs={"TFCOMPAT_SECRETS_URL": secrets_url,
                                                      **self.options.get("build_args", {})})
                 for chunk in stream:

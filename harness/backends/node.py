@@ -74,11 +74,15 @@ class NodeBackend(Backend):
     def wanted_state(self) -> dict:
         return {"spec_hash": self.spec.spec_hash(_node_identity()), "location": self.location()}
 
+    def present(self, recorded: dict) -> bool:
+        return self._installed_version() == self.spec.tfjs
+
     def create(self) -> bool:
         want = self.wanted_state()
         recorded = self.recorded_state() or {}
         marker = os.path.join(node_workdir(self.root), ".%s.creating" % self.spec.id)
-        current = bool(recorded) and all(recorded.get(k) == v for k, v in want.items())
+        stale = recorded.get("stale")  # invalidate(): installed again although the spec is the same
+        current = bool(recorded) and not stale and all(recorded.get(k) == v for k, v in want.items())
         # With no record (a new state dir) a complete folder of the right version is the env: npm
         # installs the same pure-JS files whatever Node runs them.
         if (current or not recorded) and not os.path.exists(marker) and self._installed_version() == self.spec.tfjs:
@@ -92,7 +96,7 @@ class NodeBackend(Backend):
         os.makedirs(self.location())
         with open(os.path.join(self.location(), "package.json"), "w") as fh:
             json.dump({"name": "tfcompat-env", "private": True, "description": self.spec.describe()}, fh)
-        self._npm()
+        self._npm(why="stale: %s" % stale if stale else "")
         got = self._installed_version()
         if got != self.spec.tfjs:
             raise EnvError("%s: npm installed %s %s, not %s" % (self.spec.id, PACKAGE, got, self.spec.tfjs))
@@ -116,7 +120,7 @@ class NodeBackend(Backend):
     def _installed_version(self) -> str | None:
         return self.list_installed()["packages"].get(PACKAGE)
 
-    def _npm(self) -> None:
+    def _npm(self, why: str = "") -> None:
         npm = shutil.which("npm")
         if npm is None:
             raise EnvError("%s: no npm on PATH; install Debian's npm" % self.spec.id)
@@ -130,6 +134,8 @@ class NodeBackend(Backend):
         cmd = [npm, "install", "--prefix", self.location(), "--no-audit", "--no-fund", "--no-save",
                "--loglevel=error", "%s@%s" % (PACKAGE, self.spec.tfjs)]
         with open(log, "w") as fh:
+            if why:
+                fh.write("tfcompat: reinstalling %s, %s\n" % (self.spec.id, why))
             fh.write("$ %s\n" % " ".join(cmd))
             fh.flush()
             proc = subprocess.run(cmd, cwd=self.location(), stdout=fh, stderr=subprocess.STDOUT,

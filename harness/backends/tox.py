@@ -10,11 +10,29 @@ import sys
 from ..errors import EnvError
 from ..interpreters import find_python
 from ..matrix import EnvSpec
+from ..resolve import Request
 from .base import INSTALLED, Backend, Launcher, LocalPython, Where
+
+# What tox 4 hands an env's commands, tox-uv's `uv pip install` among them, from the caller's
+# environment (tox's `_default_pass_env`, tox-uv adds UV_*); XDG_CACHE_HOME and XDG_CONFIG_HOME are
+# not passed, so that uv uses ~/.cache/uv and ~/.config/uv.
+TOX_PASS_ENV = ("https_proxy", "http_proxy", "no_proxy", "LANG", "LANGUAGE", "CURL_CA_BUNDLE", "SSL_CERT_FILE",
+                "REQUESTS_CA_BUNDLE", "HOME", "NETRC", "TMPDIR", "PATH")
+TOX_PASS_PREFIXES = ("UV_", "PIP_")
 
 
 def tox_workdir(root: str) -> str:
     return os.environ.get("TFCOMPAT_TOX_WORKDIR") or os.path.join(root, ".tox")
+
+
+def installer_env(spec: EnvSpec, environ: dict | None = None) -> dict[str, str]:
+    """The environment tox-uv runs `uv pip install` with for this env: what tox passes of
+    `environ`, then the env's own variables (its set_env)."""
+    environ = dict(os.environ if environ is None else environ)
+    env = {k: v for k, v in environ.items() if k in TOX_PASS_ENV or k.startswith(TOX_PASS_PREFIXES)}
+    env.update(spec.env_vars())
+    env.pop("UV_PYTHON", None)  # tox-uv drops it too (the env's interpreter is given)
+    return env
 
 
 class ToxBackend(Backend):
@@ -34,10 +52,21 @@ class ToxBackend(Backend):
     def wanted_state(self) -> dict:
         return {"spec_hash": self.spec.spec_hash(find_python(self.spec.python)), "location": self.location()}
 
+    def present(self, recorded: dict) -> bool:
+        return os.path.exists(self.python())
+
+    def resolution_request(self, installed: dict | None = None) -> Request:
+        """tox-uv's install as a resolution: the env's interpreter, tox's environment (UV_* index
+        settings), and the project dir, whose uv.toml / pyproject.toml uv reads as it did there.
+        A tox-uv venv is not seeded: it holds exactly what the requirements resolve to."""
+        return Request(tuple(self.spec.requirements()), find_python(self.spec.python), self.root,
+                       tuple(sorted(installer_env(self.spec).items())))
+
     def create(self) -> bool:
         want = self.wanted_state()
         recorded = self.recorded_state() or {}
-        current = bool(recorded) and all(recorded.get(k) == v for k, v in want.items())
+        stale = recorded.get("stale")  # invalidate(): rebuilt from scratch although the spec is the same
+        current = bool(recorded) and not stale and all(recorded.get(k) == v for k, v in want.items())
         # A creation that was killed (a closed terminal, kill -9: tox and uv with it) leaves a venv
         # with packages half installed that tox would take as built: its marker says to rebuild.
         marker = os.path.join(tox_workdir(self.root), ".%s.creating" % self.spec.id)
@@ -50,7 +79,8 @@ class ToxBackend(Backend):
             with open(marker, "w") as fh:
                 fh.write("tfcompat is creating this env (pid %d); if this file stays, the creation was cut short "
                          "and the next run rebuilds the env\n" % os.getpid())
-            self._tox(recreate=(bool(recorded) or interrupted) and os.path.isdir(self.location()))
+            self._tox(recreate=(bool(recorded) or interrupted) and os.path.isdir(self.location()),
+                      why="stale: %s" % stale if stale else "")
         self.record_state(dict(want, installed=self.list_installed()))
         if os.path.exists(marker):
             os.remove(marker)
@@ -66,9 +96,10 @@ class ToxBackend(Backend):
             raise EnvError("%s: cannot list what the env holds: %s" % (
                 self.spec.id, (proc.stderr.strip().splitlines() or ["no output"])[-1])) from None
 
-    def _tox(self, recreate: bool) -> None:
+    def _tox(self, recreate: bool, why: str = "") -> None:
         # With no record (a new state dir) tox itself reconciles the env it has: it reinstalls only
-        # when deps or the interpreter changed. A record that differs is a spec change: recreate.
+        # when deps or the interpreter changed. A record that differs is a spec change, a stale one
+        # a drift (`why`, the log's first line): recreate.
         cmd = [sys.executable, "-m", "tox", "run", "-c", os.path.join(self.root, "tox.ini"),
                "-e", self.spec.id, "--notest"]
         if recreate:
@@ -82,6 +113,9 @@ class ToxBackend(Backend):
         for var in ("TOX_ENV_NAME", "TOX_WORK_DIR", "TOX_ENV_DIR", "VIRTUAL_ENV", "TOX_PACKAGE"):
             env.pop(var, None)
         with open(log, "w") as fh:
+            if why:
+                fh.write("tfcompat: rebuilding %s, %s\n" % (self.spec.id, why))
+                fh.flush()
             proc = subprocess.run(cmd, cwd=self.root, stdout=fh, stderr=subprocess.STDOUT,
                                   stdin=subprocess.DEVNULL, env=env)
         if proc.returncode != 0:
