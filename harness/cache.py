@@ -277,9 +277,17 @@ class ResultCache:
         entry = self._fingerprints().get(env_id) or {}
         return entry.get("fp") if entry.get("spec") == _spec_digest(spec) else None
 
-    def remember(self, fps: dict[str, str | None], specs: dict[str, EnvSpec]) -> None:
+    def remembered_python(self, env_id: str, spec: EnvSpec) -> str | None:
+        """The Python X.Y.Z the env had when last seen (with the resolution of its requirements, the
+        fingerprint of an env not built here)."""
+        entry = self._fingerprints().get(env_id) or {}
+        return entry.get("python") if entry.get("spec") == _spec_digest(spec) else None
+
+    def remember(self, fps: dict[str, str | None], specs: dict[str, EnvSpec],
+                 pythons: dict[str, str | None] | None = None) -> None:
         data = self._fingerprints()
-        data.update({e: {"spec": _spec_digest(specs[e]), "fp": fp} for e, fp in fps.items() if fp and e in specs})
+        data.update({e: {"spec": _spec_digest(specs[e]), "fp": fp, "python": (pythons or {}).get(e)}
+                     for e, fp in fps.items() if fp and e in specs})
         write_json(os.path.join(self.dir, "fingerprints.json"), data, indent=1, sort_keys=True)
 
     def _fingerprints(self) -> dict:

@@ -213,7 +213,7 @@ def _dispatch(args) -> int:
                     print("%s_jobs=%d" % (stage, len(shards[stage]["include"])))
                 print("run_id=%s" % shards["run_id"])
                 return 0
-        return _plan(matrix, sel, args.json, root, cached, shards, here)
+        return _plan(matrix, sel, args.json, root, cached, shards, here, runner.drift_lines())
     if args.command == "merge":
         return _merge(args, matrix, state_dir, reports)
     if args.command == "scan":
@@ -510,7 +510,7 @@ def _profile_path(root: str, name: str) -> str:
 
 
 def _plan(matrix, sel, as_json: bool, root: str, cached: dict, shards: dict | None = None,
-          here: dict | None = None) -> int:
+          here: dict | None = None, drift: dict | None = None) -> int:
     n = len(sel.envs)
     plan: dict[str, Any] = {"environments": [{"id": e, "spec": matrix.env(e).describe(),
                               "backend": matrix.env(e).backend_name(),
@@ -523,6 +523,9 @@ def _plan(matrix, sel, as_json: bool, root: str, cached: dict, shards: dict | No
                             "checks_cached": c["checks"][0], "checks_to_run": c["checks"][1]}
                       for env, c in cached.items()}}
     plan["checks_to_run"] = sum(c["checks_to_run"] for c in plan["cache"].values())
+    # per env: what its requirements resolve to today that it does not hold (it is rebuilt), or why
+    # that could not be checked
+    plan["drift"] = dict(drift or {})
     if matrix.converter is not None and any(converted(matrix.env(e), f) for e in sel.envs for f in sel.formats):
         conv = matrix.converter
         plan["converter"] = {"id": conv.id, "spec": conv.describe(), "backend": conv.backend_name(),
@@ -548,6 +551,8 @@ def _plan(matrix, sel, as_json: bool, root: str, cached: dict, shards: dict | No
         for env, c in plan["cache"].items():
             print("  %-20s artifacts %d cached, %d to run; checks %d cached, %d to run" % (
                 env, c["artifacts_cached"], c["artifacts_to_run"], c["checks_cached"], c["checks_to_run"]))
+        for env, line in sorted(plan["drift"].items()):
+            print("  %-20s %s" % (env, line))
         print("to run: %d of %d checks" % (plan["checks_to_run"], plan["checks"]))
         if here and "wall_s" in here:
             print("expected on this machine (%d envs at once): %s%s" % (

@@ -33,6 +33,7 @@ from .costs import Costs
 from .errors import ConfigError, EnvError, TfcompatError
 from .matrix import Matrix
 from .records import annotate_expectations, assemble, expectation_summary, harness_defects, judge
+from .resolve import Resolution, describe, drift, resolve_backends, summary
 from .store import RunStore, Selection, check_key, convert_key, save_key
 from .verdict import passed
 from .worker import WORKER_VERSION
@@ -185,6 +186,8 @@ class Runner:
         self.reused_cells: dict[str, dict] = {}
         self.seen: dict[str, dict | None] = {}  # cache key -> what the cache held (this run's lookups)
         self.digests: dict[str, str | None] = {}  # artifact dir saved by this run -> its digest (hashed once)
+        self.resolutions: dict[str, Resolution | None] = {}  # env -> its requirements resolved today
+        self.drift: dict[str, list] = {}  # env -> what its requirements resolve to now that it does not hold
         self.saved_here: set[tuple[str, str, str]] = set()  # (producer, fixture, format) this run saved
         # A shard of a staged run (CI machines): only the save phase, or only the check phase, for
         # `group` (producers or consumers); `merge` assembles the shards into one run.
@@ -208,19 +211,63 @@ class Runner:
 
     # -- the result cache ----------------------------------------------------------------------
     def fingerprint(self, env: str) -> str | None:
-        """The env's fingerprint from its env-state record, if made for the spec as it is now."""
+        """The env's fingerprint as it would be built today: what its env-state record says is
+        installed, unless its requirements now resolve to other versions (drift: the env is stale,
+        and its fingerprint is the resolution's, so cells of the env as it is are never reused);
+        for an env not built here (or gone), the resolution's; where nothing resolves (an index out
+        of reach, a backend that does not resolve), the fingerprint last seen for the spec."""
+        spec = self.matrix.env(env)
         try:
             state = self.backends[env].current_state()
         except TfcompatError:
             state = None
-        if state and state.get("installed"):
-            return env_fingerprint(self.matrix.env(env), state["installed"])
-        return self.cache.remembered(env, self.matrix.env(env))
+        installed = (state or {}).get("installed")
+        res = self._resolution(env)
+        today = res.packages if res is not None else None
+        if installed:
+            changes = drift(installed.get("packages") or {}, today) if today is not None else []
+            if changes and today is not None:
+                self.drift[env] = changes
+                return env_fingerprint(spec, {"python": installed.get("python"), "packages": today})
+            return env_fingerprint(spec, installed)
+        if today is not None:
+            python = self._python_of(env)
+            return env_fingerprint(spec, {"python": python, "packages": today}) if python else None
+        return self.cache.remembered(env, spec)
 
-    def _fingerprints(self) -> dict[str, str | None]:
-        """Each env's fingerprint, the converter's too."""
-        envs = list(self.sel.envs) + ([self.converter.id] if self.converter else [])
+    def _python_of(self, env: str) -> str | None:
+        """The env's Python X.Y.Z as last built (its record, even a stale one), else as last seen."""
+        recorded = self.backends[env].recorded_state() or {}
+        return (recorded.get("installed") or {}).get("python") or self.cache.remembered_python(
+            env, self.matrix.env(env))
+
+    def _resolution(self, env: str) -> Resolution | None:
+        if env not in self.resolutions:
+            self._resolve([env])
+        return self.resolutions.get(env)
+
+    def _resolve(self, envs: list[str]) -> None:
+        """Resolve these envs' requirements as their installers would today, all at once."""
+        todo = [e for e in envs if e not in self.resolutions]
+        if not todo:
+            return
+        installed = {e: (self.backends[e].recorded_state() or {}).get("installed") for e in todo}
+        found = resolve_backends({e: self.backends[e] for e in todo}, installed, jobs=4)
+        self.resolutions.update({e: found.get(e) for e in todo})
+
+    def _fingerprints(self, envs: list[str] | None = None) -> dict[str, str | None]:
+        """Each env's fingerprint (of the selection and the converter, or of `envs`)."""
+        envs = envs if envs is not None else list(self.sel.envs) + ([self.converter.id] if self.converter else [])
+        self._resolve(envs)
         return {env: self.fingerprint(env) for env in envs}
+
+    def drift_lines(self) -> dict[str, str]:
+        """env -> one line: what drifted (the env is rebuilt), or why its resolution is unknown."""
+        out = {env: "drift: %s" % ", ".join(describe(c) for c in changes) for env, changes in self.drift.items()}
+        for env, res in self.resolutions.items():
+            if res is not None and not res.known and env not in out:
+                out[env] = "drift not checked (the requirements did not resolve: %s)" % res.reason
+        return out
 
     def cached_artifact(self, env: str, fx: str, fmt: str) -> dict | None:
         fp = self.fps.get(env)
@@ -367,9 +414,13 @@ class Runner:
                 return
         backend = self.backends[env]
         t = time.time()
+        if self.drift.get(env):
+            # It holds other versions than its requirements give today: built again, from scratch.
+            backend.invalidate("drift: " + summary(self.drift[env]))
         rebuilt = backend.create()
         self._time(env, "create_s", t)
-        self.log("%-18s env %s (%.0fs)" % (env, "built" if rebuilt else "reused", time.time() - t))
+        self.log("%-18s env %s (%.0fs)%s" % (env, "built" if rebuilt else "reused", time.time() - t,
+                                             "; drift: %s" % summary(self.drift[env]) if self.drift.get(env) else ""))
         with self.lock:
             self.created.add(env)
             self.fps[env] = self.fingerprint(env)
@@ -377,8 +428,9 @@ class Runner:
     def _fill_cache(self, records: list[dict]) -> None:
         """Put what this run computed into the cache (reused entries are already there)."""
         self._note_saved()
-        self.cache.remember(self.fps, {e: self.matrix.env(e) for e in self.fps})
         versions = self.store.versions(self.sel.envs)
+        pythons = {e: (versions.get(e) or {}).get("python") or self._python_of(e) for e in self.fps}
+        self.cache.remember(self.fps, {e: self.matrix.env(e) for e in self.fps}, pythons)
         every = sorted({f for env in self.sel.envs for f in self.own[env]} | set(self.sel.formats))
         metas, _ = self.store.saves(Selection(self.sel.envs, self.sel.fixtures, tuple(every)))
         for (env, fx, fmt), meta in metas.items():
@@ -417,8 +469,13 @@ class Runner:
                 self.store.set_env_error(env, None, "check", self.part)
         for cls in {type(self.backends[e]) for e in self.group}:
             cls.cleanup(self.run_id)  # what an earlier, killed segment of this run left running
-        self.fps = self._fingerprints()
-        self.fps.update({e: fp for e, fp in self.store.fingerprints().items() if e not in self.group})
+        recorded = {e: fp for e, fp in self.store.fingerprints().items() if e not in self.group}
+        conv = [self.converter.id] if self.converter else []
+        # a shard resolves only its own envs (and producers no save shard recorded)
+        self.fps = self._fingerprints([e for e in list(self.sel.envs) + conv if e not in recorded])
+        self.fps.update(recorded)
+        for env, line in sorted(self.drift_lines().items()):
+            self.log("%-18s %s" % (env, line))
         self._note_saved()  # a resumed segment's artifacts are the ones its journals saved
         self.needs = {env for env in self.group if self._needs_work(env, saves_only=self.stage == "save")}
         try:
@@ -464,8 +521,10 @@ class Runner:
     def finish_merged(self, meta: dict) -> dict:
         """A run dir that shards were merged into: records, the cache, run.json."""
         started = time.time()
-        self.fps = self._fingerprints()
-        self.fps.update(self.store.fingerprints())
+        recorded = self.store.fingerprints()
+        conv = [self.converter.id] if self.converter else []
+        self.fps = self._fingerprints([e for e in list(self.sel.envs) + conv if e not in recorded])
+        self.fps.update(recorded)
         # What no shard ran comes from the cache: producers with no save job, consumers with no check job.
         self.reused_artifacts = dict(self.store.reused()[0])
         self._reuse_unsaved_artifacts()
@@ -757,7 +816,7 @@ class Runner:
                 "cache": {"cells_reused": sum(1 for r in records if r.get("cached")),
                           "artifacts_reused": sum(1 for v in self.reused_artifacts.values() if v),
                           "entries_dropped": self.cache.dropped, "refresh": sorted(self.refresh)},
-                "phase_times": _phase_times(self.state), "checks": len(records),
+                "phase_times": _phase_times(self.state), "checks": len(records), "drift": self.drift_lines(),
                 "check_network": _network_summary(self.backends, self.state.env_errors)}
 
 

@@ -4,7 +4,8 @@ this Python. Tests of the cache, the merge and the gates use it to see which cel
 
 Scenario (JSON at $TFCOMPAT_STUB): {"log": path (one line per item a worker ran),
 "nonce": text written into every saved file (change it and a re-save makes other bytes),
-"packages": {env: {name: version}}, "cells": {check key: {"plain": [attempt...], "remedies": [...]}}}.
+"packages": {env: {name: version}} (what a build installs), "resolved": {env: {name: version}} (what
+the requirements resolve to today: tests hand it to the runner in place of uv), "cells": {check key: {"plain": [attempt...], "remedies": [...]}}}.
 """
 
 from __future__ import annotations
@@ -50,13 +51,16 @@ class StubBackend(Backend):
     def wanted_state(self) -> dict:
         return {"spec_hash": self.spec.spec_hash("stub"), "location": self.folder()}
 
+    def present(self, recorded: dict) -> bool:
+        return os.path.isdir(self.folder())
+
     def installed(self) -> dict:
         packages = {"tensorflow": self.spec.tensorflow or "0"}
         packages.update((scenario().get("packages") or {}).get(self.spec.id) or {})
         return {"python": "3.11.7", "packages": packages}
 
     def create(self) -> bool:
-        if self.current_state() and os.path.isdir(self.folder()):
+        if self.current_state():
             return False
         os.makedirs(self.folder(), exist_ok=True)
         self.record_state(dict(self.wanted_state(), installed=self.installed()))

@@ -188,6 +188,74 @@ def test_an_edited_helper_package_recomputes_the_fixture(proj):
     assert len(checks(did)) == 4 and not any(r["cached"] for r in again.values())
 
 
+# -- 4. an env is what its requirements install today -------------------------------------------
+
+@pytest.fixture
+def resolver(proj, monkeypatch):
+    """uv's resolution replaced by the scenario's `resolved` (the real resolver: tests/test_resolve.py)."""
+    from harness.resolve import Resolution
+
+    def resolve_backends(backends, installed=None, jobs=4, timeout=0):
+        with open(proj.scenario) as fh:
+            resolved = json.load(fh).get("resolved") or {}
+        return {env: Resolution(dict(resolved[env])) if env in resolved else Resolution(None, "index down")
+                for env in backends}
+
+    monkeypatch.setattr(runner, "resolve_backends", resolve_backends)
+    return proj
+
+
+def plan(proj) -> tuple[dict, dict]:
+    """What `plan` says: per env (artifacts, checks) cached / to run, and the drift lines."""
+    m = load_matrix(proj.matrix_path)
+    r = runner.Runner(m, runner.select(m, None, None, None), os.path.join(proj.state, "runs", "plan"),
+                      backend="stub", log=lambda line: None)
+    return r.cache_plan(), r.drift_lines()
+
+
+def test_a_new_release_of_an_unpinned_dependency_rebuilds_its_env_and_runs_its_cells(resolver):
+    old = {"tensorflow": "2.15.1", "h5py": "3.14.0"}
+    write_scenario(resolver.scenario, packages={K2: old, K3: old}, resolved={K2: old, K3: old})
+    resolver.run()
+    # a night later: h5py 3.15.0 is out; the tf2.15 env (still on 3.14.0) is not what it would be today
+    new = dict(old, h5py="3.15.0")
+    write_scenario(resolver.scenario, packages={K2: new, K3: old}, resolved={K2: new, K3: old})
+    cached, drift = plan(resolver)
+    assert drift == {K2: "drift: h5py 3.14.0 -> 3.15.0"}
+    assert cached[K2]["checks"] == [0, 2] and cached[K3]["checks"] == [1, 1]  # tf2.15's row and column
+    again, did = resolver.run()
+    assert checks(did) == {(K2, K2), (K2, K3), (K3, K2)} and sum(line.startswith("save|") for line in did) == 1
+    record = json.load(open(os.path.join(resolver.state, "envs", K2 + ".json")))["stub"]
+    assert record["installed"]["packages"]["h5py"] == "3.15.0" and "stale" not in record
+    assert again[(K2, K3, "control", "h5")]["versions"]["producer"]["packages"]["h5py"] == "3.15.0"
+    assert plan(resolver)[1] == {}
+
+
+def test_an_env_record_whose_env_is_gone_is_not_current(resolver):
+    pkgs = {"tensorflow": "2.15.1", "h5py": "3.14.0"}
+    write_scenario(resolver.scenario, packages={K2: pkgs, K3: pkgs}, resolved={K2: pkgs, K3: pkgs})
+    resolver.run()
+    shutil.rmtree(os.path.join(resolver.state, "stub-envs"))  # a night restores .tfcompat, not the envs
+    # nothing drifted: the cells are the ones a fresh build would give, so nothing is built
+    again, did = resolver.run()
+    assert did == [] and all(r["cached"] for r in again.values())
+    # today the requirements resolve to another h5py: the envs are built and every cell runs again
+    new = dict(pkgs, h5py="3.15.0")
+    write_scenario(resolver.scenario, packages={K2: new, K3: new}, resolved={K2: new, K3: new})
+    third, did = resolver.run()
+    assert len(checks(did)) == 4 and not any(r["cached"] for r in third.values())
+
+
+def test_an_unknown_resolution_says_so_and_keeps_what_was_seen(resolver):
+    pkgs = {"tensorflow": "2.15.1"}
+    write_scenario(resolver.scenario, packages={K2: pkgs, K3: pkgs}, resolved={K2: pkgs, K3: pkgs})
+    resolver.run()
+    write_scenario(resolver.scenario, resolved={K3: pkgs})
+    cached, drift = plan(resolver)
+    assert drift == {K2: "drift not checked (the requirements did not resolve: index down)"}
+    assert cached[K2]["checks"][1] == 0
+
+
 # -- 5. a cell is keyed by the bytes of the artifact it loaded --------------------------------------
 
 def test_a_fresh_artifact_never_inherits_the_cells_of_the_one_it_replaced(proj):

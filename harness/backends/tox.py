@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from ..errors import EnvError
+from ..errors import EnvError, TfcompatError
 from ..interpreters import find_python
 from ..matrix import EnvSpec
 from ..resolve import Request
@@ -59,7 +59,13 @@ class ToxBackend(Backend):
         """tox-uv's install as a resolution: the env's interpreter, tox's environment (UV_* index
         settings), and the project dir, whose uv.toml / pyproject.toml uv reads as it did there.
         A tox-uv venv is not seeded: it holds exactly what the requirements resolve to."""
-        return Request(tuple(self.spec.requirements()), find_python(self.spec.python), self.root,
+        try:
+            python = find_python(self.spec.python)
+        except TfcompatError:
+            # A machine that plans but never builds this env (a CI plan job without that Python):
+            # the version's markers on this platform give the same resolution.
+            python = (installed or {}).get("python") or self.spec.python
+        return Request(tuple(self.spec.requirements()), python, self.root,
                        tuple(sorted(installer_env(self.spec).items())))
 
     def create(self) -> bool:
