@@ -9,7 +9,8 @@ from . import formats
 from .capture import Captured, describe
 from .context import fixtures_absent, load_fixture
 from .remedies import parts
-from .save import SEED, class_paths, function_names, optimizer_state, predict, weights_digest
+from .save import REFERENCES, SEED, class_paths, function_names, optimizer_state, predict, weights_digest
+from .slots import SLOTS_FILE, compare_slots, optimizer_slots, read_slots
 from .usercode import adapt
 
 
@@ -28,8 +29,8 @@ def check_item(ctx, item, mode, note=None):
     if meta.get("status") != "saved":
         return {"attempts": [], "mode": mode, "skipped": meta.get("status")}
     np = ctx.np
-    arrays = {name: np.load(os.path.join(art, name + ".npy"))
-              for name in ("x_train", "y_train", "x_eval", "outputs", "resumed")}
+    arrays = {name: np.load(os.path.join(art, name + ".npy")) for name in REFERENCES}
+    arrays["slots"] = read_slots(ctx, art)
     fixture = None
     custom = False
     if mode == "remedies" and item.get("fixture_path"):
@@ -89,6 +90,8 @@ def _attempt(ctx, item, meta, arrays, fixture, remedy, kind):
         else:
             try:
                 _judge(use_ctx, meta, arrays, fixture, kind, obj, record, tols, path)
+            except HarnessDefect as exc:
+                record.update(outcome="harness-error", harness_defect=str(exc), **describe(exc))
             except Exception as exc:
                 record.update(outcome="load-error", **describe(exc))
                 record["message"] = "loaded, but using the model failed: " + record["message"]
@@ -366,16 +369,24 @@ def _optimizer(ctx, model, meta, arrays, tols, kind):
             if theirs is None or mine != theirs:
                 problems.append("config %s: %r, producer %r" % (key, mine, theirs))
     if want.get("slots"):
-        if len(got["slots"]) != len(want["slots"]):
+        theirs = arrays.get("slots")
+        if theirs is None:
+            raise HarnessDefect("the producer's optimizer slots (%s) are missing from the artifact dir: the "
+                                "slot check would prove nothing" % SLOTS_FILE)
+        mine = optimizer_slots(ctx, model)
+        if set(mine) != set(theirs):
             # Slots can be created lazily and restored on creation: create them, then compare.
             _build_slots(model)
-            got = optimizer_state(ctx, model)
-            detail["consumer"] = got
-        ok = len(got["slots"]) == len(want["slots"]) and _compare(
-            ctx, got["slots"], want["slots"], tols["slots"])[0]
-        detail["slots_match"] = ok
-        if not ok:
-            problems.append("slots differ (%d, producer %d)" % (len(got["slots"]), len(want["slots"])))
+            mine = optimizer_slots(ctx, model)
+            detail["consumer"] = optimizer_state(ctx, model)
+        diff = compare_slots(ctx, mine, theirs, tols["slots"])
+        detail["slots_match"] = not any(diff.values())
+        if not detail["slots_match"]:
+            detail["slots"] = diff
+            for what, text in (("differ", "slots that differ from the producer's: "), ("missing", "slots missing: "),
+                               ("extra", "slots the producer did not have: ")):
+                if diff[what]:
+                    problems.append(text + ", ".join(diff[what]))
     if problems:
         detail["mismatch"] = problems
     try:

@@ -14,9 +14,8 @@ from .capture import Captured, describe, disk_full
 from .check import _load
 from .context import load_fixture
 from .remedies import parts
-from .save import _finish, _refusal, class_paths
+from .save import REFERENCES, _finish, _refusal, class_paths, copy_references
 
-REFERENCES = ("x_train", "y_train", "x_eval", "outputs", "resumed")
 # What the check judges B's file against: A's, since the chain must keep what A saved.
 CARRIED = ("optimizer", "weights_digest", "functions", "optimizer_keys", "module_dir")
 
@@ -76,8 +75,7 @@ def resave_item(ctx, item):
     meta["warnings"] = cap.messages
     if meta["status"] == "saved":
         meta.update((k, a_meta.get(k)) for k in CARRIED)
-        for name in REFERENCES:
-            shutil.copy(os.path.join(item["origin_dir"], name + ".npy"), os.path.join(out_dir, name + ".npy"))
+        copy_references(item["origin_dir"], out_dir)
     return _finish(out_dir, meta)
 
 
