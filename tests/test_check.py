@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 
 from harness.worker import check, slots
 from harness.worker.save import copy_references, weights_digest
@@ -360,21 +359,43 @@ def test_resumed_step_uses_the_recorded_resume_tolerance(tmp_path):
     assert resume_ok is True and detail["resume_max_abs_diff"] == 0.0
 
 
-@pytest.mark.parametrize("served,ok", [(lambda x: Model(1234).predict(x), True), (lambda x: x[:, :2] * 0, False)])
-def test_a_savedmodel_loaded_as_a_keras_model_also_has_its_serving_signature_checked(monkeypatch, served, ok):
-    # Failed on main: the `serving` promise was never exercised through load_model.
+class LoadsSignature:
+    class saved_model:
+        @staticmethod
+        def load(path):
+            return object()
+
+
+def serving_judge(monkeypatch, served):
     monkeypatch.setattr(check, "_signature", lambda loaded: served)
-
-    class TF:
-        class saved_model:
-            @staticmethod
-            def load(path):
-                return object()
-
     ctx = Ctx()
-    ctx.tf = TF
-    got, detail = check._serving(ctx, "p", X, Model(1234).predict(X), TOLS["predictions"])
-    assert got is ok
+    ctx.tf = LoadsSignature
+    model = Model(1234)
+    meta = {"promises": ["architecture", "weights", "serving"], "classes": {}, "optimizer": None}
+    record = {"checks": {}, "lost": []}
+    check._judge(ctx, meta, {"x_eval": X, "outputs": model.predict(X)}, None, "model", model, record, TOLS, "p")
+    return record
+
+
+def test_a_serving_signature_that_predicts_differently_is_wrong_output_not_degraded(monkeypatch):
+    # Failed before w6: the SavedModel's own signature predicting zeros only lost `serving` (degraded).
+    rec = serving_judge(monkeypatch, lambda x: Model(1234).predict(x) * 0)
+    assert rec["outcome"] == "wrong-output" and rec["lost"] == []
+    assert rec["checks"] == {"predictions": True, "serving": False}
+    assert "serving signature of the loaded artifact predicts differently" in rec["message"]
+    assert "max |diff|" in rec["message"] and "atol 1e-05, rtol 1e-05" in rec["message"]
+    assert rec["max_abs_diff"] == rec["serving_detail"]["max_abs_diff"] > 0
+
+
+def test_a_serving_signature_that_does_not_run_loses_serving(monkeypatch):
+    def broken(x):
+        raise RuntimeError("no signature here")
+
+    rec = serving_judge(monkeypatch, broken)
+    assert rec["outcome"] == "degraded" and rec["lost"] == ["serving"]
+    assert "no signature here" in rec["serving_detail"]["error"]
+    rec = serving_judge(monkeypatch, lambda x: Model(1234).predict(x))
+    assert rec["outcome"] == "pass" and rec["checks"]["serving"] is True
 
 
 def test_native_log_lines_that_say_state_was_skipped_are_attached_and_others_stay_in_the_log():

@@ -293,24 +293,35 @@ def _judge(ctx, meta, arrays, fixture, kind, obj, record, tols, path):
                 lost.add("optimizer_state")
         if "serving" in promises:
             # Loaded as a Keras model; the artifact also promises its serving signature.
-            serving_ok, detail = _serving(ctx, path, x_eval, arrays["outputs"], tols["predictions"])
-            record["checks"]["serving"] = serving_ok
-            if detail:
-                record["serving_detail"] = detail
-            if not serving_ok:
+            serving, detail = _serving(ctx, path, x_eval, arrays["outputs"], tols["predictions"])
+            record["checks"]["serving"] = serving == "same"
+            record["serving_detail"] = detail
+            if serving == "error":
                 lost.add("serving")
+            elif serving == "differs":
+                # A second output path of the same artifact that predicts differently is silent
+                # corruption for whoever serves it, not a lost property.
+                record.update(outcome="wrong-output", lost=[], max_abs_diff=detail["max_abs_diff"],
+                              max_rel_diff=detail["max_rel_diff"],
+                              message="the Keras model predicts the same, but the serving signature of the loaded "
+                              "artifact predicts differently: " + detail["message"])
+                return
     record["lost"] = sorted(lost)
     record["outcome"] = "degraded" if record["lost"] else "pass"
     if record["lost"] and not record.get("message"):
         record["message"] = "loaded and predicts the same, but lost: " + ", ".join(record["lost"])
 
 
-def _wrong_message(ctx, got, want, max_abs, max_rel, tol, restore):
+def _differs(ctx, got, want, max_abs, max_rel, tol):
     if max_abs is None:
-        text = "output shape %s differs from the producer's %s" % (ctx.np.asarray(got).shape, want.shape)
-    else:
-        text = ("loaded without error, but predictions differ from the producer's: max |diff| %.3g, "
-                "max rel diff %.3g (atol %g, rtol %g)" % (max_abs, max_rel, tol["atol"], tol["rtol"]))
+        return "output shape %s differs from the producer's %s" % (ctx.np.asarray(got).shape, want.shape)
+    return "max |diff| %.3g, max rel diff %.3g (atol %g, rtol %g)" % (max_abs, max_rel, tol["atol"], tol["rtol"])
+
+
+def _wrong_message(ctx, got, want, max_abs, max_rel, tol, restore):
+    text = _differs(ctx, got, want, max_abs, max_rel, tol)
+    if max_abs is not None:
+        text = "loaded without error, but predictions differ from the producer's: " + text
     if restore is None:
         return text
     if not restore["changed"]:
@@ -322,12 +333,16 @@ def _wrong_message(ctx, got, want, max_abs, max_rel, tol, restore):
 
 
 def _serving(ctx, path, x_eval, outputs, tol):
+    """("same" | "differs" | "error", detail): the artifact's serving signature run on x_eval."""
     try:
         got = _signature(ctx.tf.saved_model.load(path))(x_eval)
     except Exception as exc:
-        return False, {"error": describe(exc)["message"][:500]}
-    ok, max_abs, _ = _compare(ctx, got, outputs, tol)
-    return ok, {"max_abs_diff": max_abs}
+        return "error", {"error": describe(exc)["message"][:500]}
+    ok, max_abs, max_rel = _compare(ctx, got, outputs, tol)
+    detail = {"max_abs_diff": max_abs, "max_rel_diff": max_rel}
+    if not ok:
+        detail["message"] = _differs(ctx, got, outputs, max_abs, max_rel, tol)
+    return ("same" if ok else "differs"), detail
 
 
 def _classes_are_themselves(ctx, model, classes, fixture):
