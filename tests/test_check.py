@@ -488,3 +488,27 @@ def test_a_model_without_optimizer_is_not_asked_for_the_optimizer_s_custom_class
                                                                     "compile"])
     assert rec["lost"] == ["compile"]
 
+
+def test_a_harness_defect_during_a_resave_is_a_harness_error_not_a_save_error(tmp_path, monkeypatch):
+    # Failed before w6: the defect was one more failed rung, and the variant ended as save-error.
+    from harness.cache import ResultCache
+    from harness.worker import resave
+
+    producer = Model(1)
+    origin = tmp_path / "a"
+    origin.mkdir()
+    artifact(origin, producer)
+    monkeypatch.setattr(resave, "load_fixture", lambda name, path: Fixture(producer, ignores_seed=True))
+    ctx = Ctx()
+    ctx.keras_version, ctx.tf_version = "2.15.0", "2.15.1"
+    out = tmp_path / "b"
+    meta = resave.resave_item(ctx, {"key": "save|f~a|weights", "fixture": "f~a", "fixture_module": "f",
+                                    "fixture_path": "-", "format": "weights", "origin": "a",
+                                    "origin_dir": str(origin), "out_dir": str(out), "resave": True})
+    assert meta["status"] == "harness-error" and meta["error_type"] == "HarnessDefect"
+    assert "prove nothing" in meta["harness_defect"] and "harness defect" in meta["message"]
+    assert "artifact" not in meta and json.loads((out / "meta.json").read_text()) == json.loads(json.dumps(meta))
+    assert sorted(p.name for p in out.iterdir()) == ["meta.json"]  # no artifact, no references
+    cache = ResultCache(str(tmp_path / "state"))
+    cache.put_artifact("k", meta, str(out), "run", None)
+    assert cache.artifact("k") is None  # never kept as a save result

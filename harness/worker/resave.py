@@ -11,7 +11,7 @@ import shutil
 
 from . import formats
 from .capture import Captured, describe, disk_full
-from .check import _load
+from .check import HarnessDefect, _load
 from .context import load_fixture
 from .remedies import parts
 from .save import REFERENCES, _finish, _refusal, class_paths, copy_references
@@ -53,6 +53,14 @@ def resave_item(ctx, item):
             try:
                 model = _load(use, a_meta, path, fixture, remedy, kind, arrays, {})
                 saved = formats.save(fmt, model, out_dir, use)
+            except HarnessDefect as exc:
+                # Not one more rung that failed: the harness cannot stand behind this variant.
+                info = describe(exc)
+                meta.update(status="harness-error", harness_defect=str(exc), error_type=info["error_type"],
+                            traceback=info["traceback"], tried=tried,
+                            message="a harness defect while loading %s's artifact to save it again: %s"
+                            % (origin, info["message"]))
+                break
             except Exception as exc:
                 if disk_full(exc):
                     raise
