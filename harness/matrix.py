@@ -128,7 +128,7 @@ class FixtureSpec:
     def tolerances(self) -> dict:
         """Every tolerance a check of this fixture uses; each record carries them."""
         # One resumed training step runs the optimizer's kernels too, whose float rounding differs
-        # across TF versions: 1e-4 at least. Slot sums are rounded to 5 places when recorded.
+        # across TF versions: 1e-4 at least. Slots are compared element by element (worker/slots.py).
         step = {"atol": max(self.atol, 1e-4), "rtol": max(self.rtol, 1e-4)}
         return {"predictions": {"atol": self.atol, "rtol": self.rtol}, "resume": step,
                 "slots": {"atol": 1e-3, "rtol": 1e-3}}

@@ -7,10 +7,9 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 
-from harness.worker import check
-from harness.worker.save import weights_digest
+from harness.worker import check, slots
+from harness.worker.save import copy_references, weights_digest
 
 TOLS = {"predictions": {"atol": 1e-5, "rtol": 1e-5}, "resume": {"atol": 1e-4, "rtol": 1e-4},
         "slots": {"atol": 1e-3, "rtol": 1e-3}}
@@ -27,17 +26,75 @@ class Var:
 
 
 class Opt:
-    def __init__(self, iterations=0, slots=(), config=None):
+    """Keras 3's layout: per-kind lists aligned with the variables it was built on.
+
+    `slots` {"m": [kernel's, bias's], "v": [...]}; `pending` is what a lazy restore assigns once
+    build() creates the slots (a checkpoint read before the slots exist)."""
+
+    LISTS = {"m": "_momentums", "v": "_velocities"}
+    ORDER = ("dense/kernel", "dense/bias")  # the variables, in the order it was built on
+
+    def __init__(self, iterations=0, slots=None, config=None, pending=None):
         self.iterations = np.int64(iterations)
-        self.variables = [Var("it", 0.0)] + [Var("m%d" % i, s) for i, s in enumerate(slots)]
         self._config = config or {"learning_rate": 0.01}
         self.built_with = None
+        self.pending = pending
+        self._momentums, self._velocities = [], []
+        self._set(slots or {})
+
+    def _set(self, slots):
+        for kind, values in slots.items():
+            by_name = dict(zip(("dense/kernel", "dense/bias"), values))
+            setattr(self, self.LISTS[kind], [Var("%s/%s" % (kind, n), by_name[n]) for n in self.ORDER])
+
+    @property
+    def variables(self):
+        return [Var("iteration", 0.0)] + self._momentums + self._velocities
+
+    def _get_variable_index(self, var):
+        return self.ORDER.index(var.name)
 
     def get_config(self):
         return dict(self._config)
 
     def build(self, var_list):
         self.built_with = var_list
+        if self.pending:
+            self._set(self.pending)
+
+
+class Opt211(Opt):
+    """The Keras 2.11+ optimizer's layout: the lists indexed through _index_dict[_var_key(var)]."""
+
+    ORDER = ("dense/bias", "dense/kernel")
+
+    _get_variable_index = None
+
+    @property
+    def _index_dict(self):
+        return {n: j for j, n in enumerate(self.ORDER)}
+
+    def _var_key(self, var):
+        return var.name
+
+
+class OptV2(Opt):
+    """Keras 2 OptimizerV2's layout: get_slot(var, name) under its own slot names."""
+
+    def __init__(self, iterations=0, slots=None, names=(("m", "m"), ("v", "v"))):
+        super().__init__(iterations)
+        names = dict(names)
+        self._slots = {(names[k], n): Var(n, v) for k, values in (slots or {}).items()
+                       for n, v in zip(("dense/kernel", "dense/bias"), values)}
+
+    def get_slot_names(self):
+        return sorted({name for name, _ in self._slots})
+
+    def get_slot(self, var, name):
+        return self._slots[(name, var.name)]
+
+    def variables(self):
+        return [Var("iteration", 0.0)] + list(self._slots.values())
 
 
 class Model:
@@ -153,27 +210,133 @@ def test_a_rebuilt_model_that_already_holds_the_producers_weights_is_a_harness_d
     assert a["outcome"] == "harness-error" and "prove nothing" in a["harness_defect"]
 
 
-def optimizer_check(producer_opt, consumer_opt, kind="model", keys=()):
+M = [np.array([[1, -2], [3, 4], [5, -6], [7, 8]], dtype="float32"), np.array([0.5, -0.25], dtype="float32")]
+V = [np.full((4, 2), 0.01, dtype="float32"), np.array([0.02, 0.03], dtype="float32")]
+ADAM = {"m": M, "v": V}
+
+
+def optimizer_check(producer_opt, consumer_opt, kind="model", keys=(), slots_file=True):
+    producer = Model(1)
+    producer.optimizer = producer_opt
     model = Model(1)
     model.optimizer = consumer_opt
-    meta = {"optimizer": {"class": "Opt", "iterations": int(producer_opt.iterations), "config":
-                          producer_opt.get_config(), "slots": sorted(round(float(np.abs(v.value).sum()), 5)
-                                                                     for v in producer_opt.variables[1:])},
+    theirs = slots.optimizer_slots(Ctx(), producer)
+    # the class check is not what these tests are about: the consumer's class is the producer's
+    meta = {"optimizer": {"class": type(consumer_opt).__name__, "iterations": int(producer_opt.iterations), "config":
+                          producer_opt.get_config(), "slots": sorted(theirs)},
             "optimizer_keys": list(keys)}
-    arrays = {"x_train": X, "y_train": X[:, :2], "x_eval": X, "resumed": model.predict(X)}
+    arrays = {"x_train": X, "y_train": X[:, :2], "x_eval": X, "resumed": model.predict(X),
+              "slots": theirs if slots_file else None}
     return check._optimizer(Ctx(), model, meta, arrays, TOLS, kind)
 
 
 def test_missing_optimizer_slots_fail_the_optimizer_check():
     # Failed on main: the slot check was skipped when the consumer had no slots.
-    ok, _, detail = optimizer_check(Opt(5, slots=[np.ones(3), np.ones(2)]), Opt(5))
+    ok, _, detail = optimizer_check(Opt(5, slots=ADAM), Opt(5))
     assert ok is False and detail["slots_match"] is False
-    assert ok is False
+    assert detail["slots"]["missing"] == ["m:0", "m:1", "v:0", "v:1"]
 
 
 def test_different_slot_values_fail_and_equal_ones_pass():
-    assert optimizer_check(Opt(5, slots=[np.ones(3)]), Opt(5, slots=[np.ones(3) * 2]))[0] is False
-    assert optimizer_check(Opt(5, slots=[np.ones(3)]), Opt(5, slots=[np.ones(3)]))[0] is True
+    assert optimizer_check(Opt(5, slots=ADAM), Opt(5, slots={"m": [M[0] * 2, M[1]], "v": V}))[0] is False
+    assert optimizer_check(Opt(5, slots=ADAM), Opt(5, slots=ADAM))[0] is True
+
+
+def test_a_slot_restored_permuted_fails_and_is_named():
+    # Failed before w6: slots were compared as sorted sums of absolute values, which a permutation
+    # (or a sign flip) keeps: [1, -2, 3] restored as [-3, 2, 1] passed.
+    permuted = [-M[0][::-1], M[1]]
+    ok, _, detail = optimizer_check(Opt(5, slots=ADAM), Opt(5, slots={"m": permuted, "v": V}))
+    assert ok is False and detail["slots"] == {"differ": ["m:0"], "missing": [], "extra": []}
+    assert detail["mismatch"] == ["slots that differ from the producer's: m:0"]
+
+
+def test_swapped_m_and_v_slots_fail():
+    # Failed before w6: the sorted sums of m and v are the same whichever slot holds which.
+    ok, _, detail = optimizer_check(Opt(5, slots=ADAM), Opt(5, slots={"m": V, "v": M}))
+    assert ok is False and detail["slots"]["differ"] == ["m:0", "m:1", "v:0", "v:1"]
+
+
+def test_an_extra_slot_fails():
+    ok, _, detail = optimizer_check(Opt(5, slots={"m": M}), Opt(5, slots=ADAM))
+    assert ok is False and detail["slots"]["extra"] == ["v:0", "v:1"]
+    assert "slots the producer did not have: v:0, v:1" in detail["mismatch"]
+
+
+def test_slot_identities_are_the_same_in_every_keras_optimizer_layout():
+    # Keras 2 OptimizerV2 (get_slot, RMSprop's names too), the Keras 2.11+ optimizer (lists in its
+    # own build order, found through _index_dict) and Keras 3: one state, one identity per slot.
+    def layouts():
+        return [Opt(5, slots=ADAM), Opt211(5, slots=ADAM), OptV2(5, slots=ADAM),
+                OptV2(5, slots=ADAM, names=(("m", "momentum"), ("v", "rms")))]
+
+    found = []
+    for opt in layouts():
+        model = Model(1)
+        model.optimizer = opt
+        found.append(slots.optimizer_slots(Ctx(), model))
+    for got in found:
+        assert sorted(got) == ["m:0", "m:1", "v:0", "v:1"]
+        assert all(np.array_equal(got[k], found[0][k]) for k in got)
+    for i, producer in enumerate(layouts()):
+        for consumer in layouts():
+            assert optimizer_check(producer, consumer)[0] is True, (i, type(consumer))
+    assert optimizer_check(Opt211(5, slots=ADAM), OptV2(5, slots={"m": V, "v": M}))[0] is False
+
+
+def test_slots_a_restore_creates_lazily_are_created_then_compared():
+    # A checkpoint read before the optimizer has slots restores them when they are created.
+    assert optimizer_check(Opt(5, slots=ADAM), Opt(5, pending=ADAM), kind="code")[0] is True
+    ok, _, detail = optimizer_check(Opt(5, slots=ADAM), Opt(5, pending={"m": [-M[0][::-1], M[1]], "v": V}),
+                                    kind="code")
+    assert ok is False and detail["slots"]["differ"] == ["m:0"]
+
+
+def test_an_optimizer_the_table_does_not_know_is_still_compared():
+    class Unknown(Opt):
+        def __init__(self, iterations, state):
+            super().__init__(iterations)
+            self.state = [Var("s%d" % i, v) for i, v in enumerate(state)]
+
+        @property
+        def variables(self):
+            return [Var("iteration", 0.0)] + self.state
+
+    assert optimizer_check(Unknown(5, M), Unknown(5, M))[0] is True
+    ok, _, detail = optimizer_check(Unknown(5, M), Unknown(5, [-M[0][::-1], M[1]]))
+    assert ok is False and detail["slots"]["differ"] == ["other:0"]
+
+
+def test_producer_slots_missing_from_the_artifact_dir_are_a_harness_defect(tmp_path, monkeypatch):
+    producer = Model(1234)
+    producer.optimizer = Opt(5, slots=ADAM)
+    item = artifact(tmp_path, producer, fmt="h5", promises=["architecture", "weights", "optimizer_state"],
+                    optimizer={"class": "Opt", "iterations": 5, "config": {}, "slots": ["m:0"]})
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    arrays = {n: np.load(tmp_path / (n + ".npy")) for n in check.REFERENCES}
+    arrays["slots"] = slots.read_slots(Ctx(), str(tmp_path))
+    assert arrays["slots"] is None
+    consumer = Model(1234)
+    consumer.optimizer = Opt(5, slots=ADAM)
+    monkeypatch.setattr(check, "_load", lambda *a: consumer)
+    a = check._attempt(Ctx(), item, meta, arrays, None, None, "model")
+    assert a["outcome"] == "harness-error" and "slots.npz" in a["harness_defect"]
+
+
+def test_slots_are_stored_beside_the_references_and_carried_with_them(tmp_path):
+    model = Model(1)
+    model.optimizer = Opt211(5, slots=ADAM)
+    got = slots.optimizer_slots(Ctx(), model)
+    src, dst = tmp_path / "a", tmp_path / "b"
+    src.mkdir()
+    dst.mkdir()
+    for name in check.REFERENCES:
+        np.save(src / (name + ".npy"), X)
+    slots.write_slots(Ctx(), str(src), got)
+    copy_references(str(src), str(dst))
+    back = slots.read_slots(Ctx(), str(dst))
+    assert sorted(back) == sorted(got) and all(np.array_equal(back[k], got[k]) for k in got)
+    assert sorted(p.name for p in dst.iterdir()) == sorted([n + ".npy" for n in check.REFERENCES] + ["slots.npz"])
 
 
 def test_an_optimizer_key_missing_on_both_sides_fails():
@@ -186,7 +349,7 @@ def test_an_optimizer_key_missing_on_both_sides_fails():
 
 def test_checkpoint_optimizer_is_judged_on_state_not_on_the_class_the_code_made():
     # Failed on main: class and config came from the fixture and were compared with themselves.
-    ok, _, detail = optimizer_check(Opt(5, slots=[np.ones(3)]), Opt(0, slots=[np.ones(3)]), kind="code")
+    ok, _, detail = optimizer_check(Opt(5, slots=ADAM), Opt(0, slots=ADAM), kind="code")
     assert ok is False and "iterations" in detail["mismatch"][0]
     assert detail["class_source"].startswith("fixture code")
 
@@ -196,21 +359,43 @@ def test_resumed_step_uses_the_recorded_resume_tolerance(tmp_path):
     assert resume_ok is True and detail["resume_max_abs_diff"] == 0.0
 
 
-@pytest.mark.parametrize("served,ok", [(lambda x: Model(1234).predict(x), True), (lambda x: x[:, :2] * 0, False)])
-def test_a_savedmodel_loaded_as_a_keras_model_also_has_its_serving_signature_checked(monkeypatch, served, ok):
-    # Failed on main: the `serving` promise was never exercised through load_model.
+class LoadsSignature:
+    class saved_model:
+        @staticmethod
+        def load(path):
+            return object()
+
+
+def serving_judge(monkeypatch, served):
     monkeypatch.setattr(check, "_signature", lambda loaded: served)
-
-    class TF:
-        class saved_model:
-            @staticmethod
-            def load(path):
-                return object()
-
     ctx = Ctx()
-    ctx.tf = TF
-    got, detail = check._serving(ctx, "p", X, Model(1234).predict(X), TOLS["predictions"])
-    assert got is ok
+    ctx.tf = LoadsSignature
+    model = Model(1234)
+    meta = {"promises": ["architecture", "weights", "serving"], "classes": {}, "optimizer": None}
+    record = {"checks": {}, "lost": []}
+    check._judge(ctx, meta, {"x_eval": X, "outputs": model.predict(X)}, None, "model", model, record, TOLS, "p")
+    return record
+
+
+def test_a_serving_signature_that_predicts_differently_is_wrong_output_not_degraded(monkeypatch):
+    # Failed before w6: the SavedModel's own signature predicting zeros only lost `serving` (degraded).
+    rec = serving_judge(monkeypatch, lambda x: Model(1234).predict(x) * 0)
+    assert rec["outcome"] == "wrong-output" and rec["lost"] == []
+    assert rec["checks"] == {"predictions": True, "serving": False}
+    assert "serving signature of the loaded artifact predicts differently" in rec["message"]
+    assert "max |diff|" in rec["message"] and "atol 1e-05, rtol 1e-05" in rec["message"]
+    assert rec["max_abs_diff"] == rec["serving_detail"]["max_abs_diff"] > 0
+
+
+def test_a_serving_signature_that_does_not_run_loses_serving(monkeypatch):
+    def broken(x):
+        raise RuntimeError("no signature here")
+
+    rec = serving_judge(monkeypatch, broken)
+    assert rec["outcome"] == "degraded" and rec["lost"] == ["serving"]
+    assert "no signature here" in rec["serving_detail"]["error"]
+    rec = serving_judge(monkeypatch, lambda x: Model(1234).predict(x))
+    assert rec["outcome"] == "pass" and rec["checks"]["serving"] is True
 
 
 def test_native_log_lines_that_say_state_was_skipped_are_attached_and_others_stay_in_the_log():
@@ -302,3 +487,28 @@ def test_a_model_without_optimizer_is_not_asked_for_the_optimizer_s_custom_class
     rec = judge(Model(1), {"FancyAdam": "fixtures.FancyAdam"}, ["architecture", "weights", "custom_classes",
                                                                     "compile"])
     assert rec["lost"] == ["compile"]
+
+
+def test_a_harness_defect_during_a_resave_is_a_harness_error_not_a_save_error(tmp_path, monkeypatch):
+    # Failed before w6: the defect was one more failed rung, and the variant ended as save-error.
+    from harness.cache import ResultCache
+    from harness.worker import resave
+
+    producer = Model(1)
+    origin = tmp_path / "a"
+    origin.mkdir()
+    artifact(origin, producer)
+    monkeypatch.setattr(resave, "load_fixture", lambda name, path: Fixture(producer, ignores_seed=True))
+    ctx = Ctx()
+    ctx.keras_version, ctx.tf_version = "2.15.0", "2.15.1"
+    out = tmp_path / "b"
+    meta = resave.resave_item(ctx, {"key": "save|f~a|weights", "fixture": "f~a", "fixture_module": "f",
+                                    "fixture_path": "-", "format": "weights", "origin": "a",
+                                    "origin_dir": str(origin), "out_dir": str(out), "resave": True})
+    assert meta["status"] == "harness-error" and meta["error_type"] == "HarnessDefect"
+    assert "prove nothing" in meta["harness_defect"] and "harness defect" in meta["message"]
+    assert "artifact" not in meta and json.loads((out / "meta.json").read_text()) == json.loads(json.dumps(meta))
+    assert sorted(p.name for p in out.iterdir()) == ["meta.json"]  # no artifact, no references
+    cache = ResultCache(str(tmp_path / "state"))
+    cache.put_artifact("k", meta, str(out), "run", None)
+    assert cache.artifact("k") is None  # never kept as a save result

@@ -113,3 +113,73 @@ def test_stop_kills_the_js_worker_and_keeps_what_finished(node_env, tmp_path):
         os.kill(pid, 0)
     done = [e["key"] for e in events(tmp_path) if e["event"] == "done"]
     assert done == ["a"]  # what finished is kept; --resume goes on from "hang-b"
+
+
+# A graph model written by hand: y = x @ w, one Const weight (what loadGraphModel reads from the converter).
+GRAPH = {
+    "format": "graph-model", "generatedBy": "tfcompat tests", "convertedBy": None,
+    "modelTopology": {"node": [
+        {"name": "x", "op": "Placeholder", "attr": {"dtype": {"type": "DT_FLOAT"},
+                                                    "shape": {"shape": {"dim": [{"size": "-1"}, {"size": "4"}]}}}},
+        {"name": "w", "op": "Const", "attr": {"dtype": {"type": "DT_FLOAT"}, "value": {"tensor": {
+            "dtype": "DT_FLOAT", "tensorShape": {"dim": [{"size": "4"}, {"size": "2"}]}}}}},
+        {"name": "y", "op": "MatMul", "input": ["x", "w"],
+         "attr": {"T": {"type": "DT_FLOAT"}, "transpose_a": {"b": False}, "transpose_b": {"b": False}}}],
+        "library": {}, "versions": {}},
+    "signature": {"inputs": {"x": {"name": "x:0", "dtype": "DT_FLOAT"}}, "outputs": {"y": {"name": "y:0", "dtype": "DT_FLOAT"}}},
+    "weightsManifest": [{"paths": ["weights.bin"], "weights": [{"name": "w", "shape": [4, 2], "dtype": "float32"}]}],
+}
+
+# Loaded with NODE_OPTIONS=--require before the worker: GraphModel.save writes what `how` makes of its weights.
+SAVE_HOOK = """
+const tf = require('@tensorflow/tfjs');
+const save = tf.GraphModel.prototype.save;
+tf.GraphModel.prototype.save = function (handler, config) {
+  return save.call(this, {save: async (artifacts) => {
+    if (process.env.HOOK === 'throw') throw new Error('the disk said no');
+    const data = [].concat(artifacts.weightData).reduce((n, b) => n + b.byteLength, 0);
+    return handler.save(Object.assign({}, artifacts, {weightData: new ArrayBuffer(data)}));  // zeros
+  }}, config);
+};
+"""
+
+
+def graph_check(node_env, tmp_path, how):
+    import numpy as np
+
+    art = tmp_path / "art"
+    (art / "tfjs_graph").mkdir(parents=True)
+    rng = np.random.RandomState(3)
+    w = rng.normal(size=(4, 2)).astype("float32")
+    x = rng.normal(size=(5, 4)).astype("float32")
+    (art / "tfjs_graph" / "model.json").write_text(json.dumps(GRAPH))
+    (art / "tfjs_graph" / "weights.bin").write_bytes(w.tobytes())
+    np.save(art / "x_eval.npy", x)
+    np.save(art / "outputs.npy", x @ w)
+    (art / "meta.json").write_text(json.dumps({"status": "saved", "format": "tfjs_graph", "fixture": "control",
+                                               "artifact": "tfjs_graph/model.json", "promises": ["serving", "js_save"]}))
+    hook = tmp_path / "hook.js"
+    hook.write_text(SAVE_HOOK)
+    item = {"key": "g", "producer": "p", "fixture": "control", "format": "tfjs_graph", "artifact_dir": str(art),
+            "tolerances": {"predictions": {"atol": 1e-5, "rtol": 1e-5}}}
+    out = process.run(process.WorkerRequest(
+        env_id="tfjs4.22", launcher=node_env.launcher(), phase="check", mode="plain", items=(item,),
+        journal=str(tmp_path / "j.jsonl"), timeout=60.0, worker_main=node_env.worker_main(), cwd=str(tmp_path),
+        env={"NODE_OPTIONS": "--require " + str(hook), "HOOK": how}))
+    (attempt,) = out.done["g"]["attempts"]
+    return attempt
+
+
+def test_a_graph_model_whose_saved_copy_predicts_differently_is_wrong_output(node_env, tmp_path):
+    # Failed before js2: the reloaded copy predicting zeros only lost js_save (degraded).
+    a = graph_check(node_env, tmp_path, "zeros")
+    assert a["outcome"] == "wrong-output" and a["lost"] == [], a
+    assert a["checks"] == {"predictions": True, "save": False}
+    assert "saved by GraphModel.save and loaded back predicts differently: max |diff|" in a["message"]
+    assert "(atol 1e-05, rtol 1e-05)" in a["message"] and a["max_abs_diff"] > 0
+
+
+def test_a_graph_model_whose_save_fails_loses_js_save(node_env, tmp_path):
+    a = graph_check(node_env, tmp_path, "throw")
+    assert a["outcome"] == "degraded" and a["lost"] == ["js_save"], a
+    assert "GraphModel.save failed: Error: the disk said no" in a["message"]

@@ -9,7 +9,8 @@ from . import formats
 from .capture import Captured, describe
 from .context import fixtures_absent, load_fixture
 from .remedies import parts
-from .save import SEED, class_paths, function_names, optimizer_state, predict, weights_digest
+from .save import REFERENCES, SEED, class_paths, function_names, optimizer_state, predict, weights_digest
+from .slots import SLOTS_FILE, compare_slots, optimizer_slots, read_slots
 from .usercode import adapt
 
 
@@ -28,8 +29,8 @@ def check_item(ctx, item, mode, note=None):
     if meta.get("status") != "saved":
         return {"attempts": [], "mode": mode, "skipped": meta.get("status")}
     np = ctx.np
-    arrays = {name: np.load(os.path.join(art, name + ".npy"))
-              for name in ("x_train", "y_train", "x_eval", "outputs", "resumed")}
+    arrays = {name: np.load(os.path.join(art, name + ".npy")) for name in REFERENCES}
+    arrays["slots"] = read_slots(ctx, art)
     fixture = None
     custom = False
     if mode == "remedies" and item.get("fixture_path"):
@@ -89,6 +90,8 @@ def _attempt(ctx, item, meta, arrays, fixture, remedy, kind):
         else:
             try:
                 _judge(use_ctx, meta, arrays, fixture, kind, obj, record, tols, path)
+            except HarnessDefect as exc:
+                record.update(outcome="harness-error", harness_defect=str(exc), **describe(exc))
             except Exception as exc:
                 record.update(outcome="load-error", **describe(exc))
                 record["message"] = "loaded, but using the model failed: " + record["message"]
@@ -290,24 +293,35 @@ def _judge(ctx, meta, arrays, fixture, kind, obj, record, tols, path):
                 lost.add("optimizer_state")
         if "serving" in promises:
             # Loaded as a Keras model; the artifact also promises its serving signature.
-            serving_ok, detail = _serving(ctx, path, x_eval, arrays["outputs"], tols["predictions"])
-            record["checks"]["serving"] = serving_ok
-            if detail:
-                record["serving_detail"] = detail
-            if not serving_ok:
+            serving, detail = _serving(ctx, path, x_eval, arrays["outputs"], tols["predictions"])
+            record["checks"]["serving"] = serving == "same"
+            record["serving_detail"] = detail
+            if serving == "error":
                 lost.add("serving")
+            elif serving == "differs":
+                # A second output path of the same artifact that predicts differently is silent
+                # corruption for whoever serves it, not a lost property.
+                record.update(outcome="wrong-output", lost=[], max_abs_diff=detail["max_abs_diff"],
+                              max_rel_diff=detail["max_rel_diff"],
+                              message="the Keras model predicts the same, but the serving signature of the loaded "
+                              "artifact predicts differently: " + detail["message"])
+                return
     record["lost"] = sorted(lost)
     record["outcome"] = "degraded" if record["lost"] else "pass"
     if record["lost"] and not record.get("message"):
         record["message"] = "loaded and predicts the same, but lost: " + ", ".join(record["lost"])
 
 
-def _wrong_message(ctx, got, want, max_abs, max_rel, tol, restore):
+def _differs(ctx, got, want, max_abs, max_rel, tol):
     if max_abs is None:
-        text = "output shape %s differs from the producer's %s" % (ctx.np.asarray(got).shape, want.shape)
-    else:
-        text = ("loaded without error, but predictions differ from the producer's: max |diff| %.3g, "
-                "max rel diff %.3g (atol %g, rtol %g)" % (max_abs, max_rel, tol["atol"], tol["rtol"]))
+        return "output shape %s differs from the producer's %s" % (ctx.np.asarray(got).shape, want.shape)
+    return "max |diff| %.3g, max rel diff %.3g (atol %g, rtol %g)" % (max_abs, max_rel, tol["atol"], tol["rtol"])
+
+
+def _wrong_message(ctx, got, want, max_abs, max_rel, tol, restore):
+    text = _differs(ctx, got, want, max_abs, max_rel, tol)
+    if max_abs is not None:
+        text = "loaded without error, but predictions differ from the producer's: " + text
     if restore is None:
         return text
     if not restore["changed"]:
@@ -319,12 +333,16 @@ def _wrong_message(ctx, got, want, max_abs, max_rel, tol, restore):
 
 
 def _serving(ctx, path, x_eval, outputs, tol):
+    """("same" | "differs" | "error", detail): the artifact's serving signature run on x_eval."""
     try:
         got = _signature(ctx.tf.saved_model.load(path))(x_eval)
     except Exception as exc:
-        return False, {"error": describe(exc)["message"][:500]}
-    ok, max_abs, _ = _compare(ctx, got, outputs, tol)
-    return ok, {"max_abs_diff": max_abs}
+        return "error", {"error": describe(exc)["message"][:500]}
+    ok, max_abs, max_rel = _compare(ctx, got, outputs, tol)
+    detail = {"max_abs_diff": max_abs, "max_rel_diff": max_rel}
+    if not ok:
+        detail["message"] = _differs(ctx, got, outputs, max_abs, max_rel, tol)
+    return ("same" if ok else "differs"), detail
 
 
 def _classes_are_themselves(ctx, model, classes, fixture):
@@ -366,16 +384,24 @@ def _optimizer(ctx, model, meta, arrays, tols, kind):
             if theirs is None or mine != theirs:
                 problems.append("config %s: %r, producer %r" % (key, mine, theirs))
     if want.get("slots"):
-        if len(got["slots"]) != len(want["slots"]):
+        theirs = arrays.get("slots")
+        if theirs is None:
+            raise HarnessDefect("the producer's optimizer slots (%s) are missing from the artifact dir: the "
+                                "slot check would prove nothing" % SLOTS_FILE)
+        mine = optimizer_slots(ctx, model)
+        if set(mine) != set(theirs):
             # Slots can be created lazily and restored on creation: create them, then compare.
             _build_slots(model)
-            got = optimizer_state(ctx, model)
-            detail["consumer"] = got
-        ok = len(got["slots"]) == len(want["slots"]) and _compare(
-            ctx, got["slots"], want["slots"], tols["slots"])[0]
-        detail["slots_match"] = ok
-        if not ok:
-            problems.append("slots differ (%d, producer %d)" % (len(got["slots"]), len(want["slots"])))
+            mine = optimizer_slots(ctx, model)
+            detail["consumer"] = optimizer_state(ctx, model)
+        diff = compare_slots(ctx, mine, theirs, tols["slots"])
+        detail["slots_match"] = not any(diff.values())
+        if not detail["slots_match"]:
+            detail["slots"] = diff
+            for what, text in (("differ", "slots that differ from the producer's: "), ("missing", "slots missing: "),
+                               ("extra", "slots the producer did not have: ")):
+                if diff[what]:
+                    problems.append(text + ", ".join(diff[what]))
     if problems:
         detail["mismatch"] = problems
     try:

@@ -17,9 +17,8 @@ from shlex import quote as _quote
 
 from . import formats
 from .capture import Captured, describe, disk_full
-from .save import _finish
+from .save import _finish, copy_references
 
-REFERENCES = ("x_train", "y_train", "x_eval", "outputs", "resumed")
 SOURCE = "tfcompat: converted formats"
 GUIDE = "https://www.tensorflow.org/js/guide/conversion"
 
@@ -129,10 +128,7 @@ def convert_item(ctx, item):
     if failure is not None:
         meta.update(status="save-error", **failure)
         return _finish(out_dir, meta)
-    for name in REFERENCES:
-        path = os.path.join(source_dir, name + ".npy")
-        if os.path.exists(path):
-            shutil.copy(path, os.path.join(out_dir, name + ".npy"))
+    copy_references(source_dir, out_dir)
     meta.update(status="saved", artifact=artifact)
     if target in ("tfjs_layers", "tfjs_graph"):
         meta.update(_model_json_facts(os.path.join(out_dir, artifact), target))

@@ -18,7 +18,7 @@ import shutil
 from .capture import Captured, describe
 from .context import load_fixture
 from .remedies import parts
-from .save import class_paths, weights_digest
+from .save import class_paths, copy_references, weights_digest
 from .usercode import adapt
 
 
@@ -68,8 +68,7 @@ def migrate_item(ctx, item):
             meta["message"] = "the %s route failed in %s: %s" % (item["route"], ctx.keras_version, meta["message"])
     meta["warnings"] = cap.messages
     if meta["status"] == "saved":
-        for name in ("x_train", "y_train", "x_eval", "outputs", "resumed"):
-            shutil.copy(os.path.join(item["a_dir"], name + ".npy"), os.path.join(out_dir, name + ".npy"))
+        copy_references(item["a_dir"], out_dir)
     with open(os.path.join(out_dir, "meta.json"), "w") as fh:
         json.dump(meta, fh, indent=1, sort_keys=True, default=str)
     return meta

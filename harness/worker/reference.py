@@ -17,6 +17,7 @@ import shutil
 from .capture import Captured, describe
 from .context import load_fixture
 from .save import class_paths, optimizer_state, predict, weights_digest
+from .slots import optimizer_slots, write_slots
 from .usercode import adapt
 
 SEED = 1234
@@ -40,7 +41,7 @@ def reference_item(ctx, item):
             meta["format"] = fmt
             x = _inputs(ctx, item, model, obj)
             outputs = np.asarray(predict(model, x) if model is not None else obj(x))
-            resumed, state = outputs, None
+            resumed, state, slots = outputs, None, None
             promises = _promises(fmt, model, code)
             if item.get("migrate") and model is not None:
                 # what the weights route of --migrate starts from, taken before the training step below
@@ -48,6 +49,7 @@ def reference_item(ctx, item):
                 model.save_weights(meta["migrate_weights"])
             if model is not None and "optimizer_state" in promises:
                 state = optimizer_state(ctx, model)
+                slots = optimizer_slots(ctx, model)
                 try:
                     model.train_on_batch(x, outputs)
                     resumed = np.asarray(predict(model, x))
@@ -66,6 +68,7 @@ def reference_item(ctx, item):
     for name, arr in (("x_train", x), ("y_train", outputs), ("x_eval", x), ("outputs", outputs),
                       ("resumed", resumed)):
         np.save(os.path.join(out_dir, name + ".npy"), arr)
+    write_slots(ctx, out_dir, slots)
     meta["warnings"] = cap.messages
     return _finish(out_dir, meta)
 

@@ -11,12 +11,11 @@ import shutil
 
 from . import formats
 from .capture import Captured, describe, disk_full
-from .check import _load
+from .check import HarnessDefect, _load
 from .context import load_fixture
 from .remedies import parts
-from .save import _finish, _refusal, class_paths
+from .save import REFERENCES, _finish, _refusal, class_paths, copy_references
 
-REFERENCES = ("x_train", "y_train", "x_eval", "outputs", "resumed")
 # What the check judges B's file against: A's, since the chain must keep what A saved.
 CARRIED = ("optimizer", "weights_digest", "functions", "optimizer_keys", "module_dir")
 
@@ -54,6 +53,14 @@ def resave_item(ctx, item):
             try:
                 model = _load(use, a_meta, path, fixture, remedy, kind, arrays, {})
                 saved = formats.save(fmt, model, out_dir, use)
+            except HarnessDefect as exc:
+                # Not one more rung that failed: the harness cannot stand behind this variant.
+                info = describe(exc)
+                meta.update(status="harness-error", harness_defect=str(exc), error_type=info["error_type"],
+                            traceback=info["traceback"], tried=tried,
+                            message="a harness defect while loading %s's artifact to save it again: %s"
+                            % (origin, info["message"]))
+                break
             except Exception as exc:
                 if disk_full(exc):
                     raise
@@ -76,8 +83,7 @@ def resave_item(ctx, item):
     meta["warnings"] = cap.messages
     if meta["status"] == "saved":
         meta.update((k, a_meta.get(k)) for k in CARRIED)
-        for name in REFERENCES:
-            shutil.copy(os.path.join(item["origin_dir"], name + ".npy"), os.path.join(out_dir, name + ".npy"))
+        copy_references(item["origin_dir"], out_dir)
     return _finish(out_dir, meta)
 
 

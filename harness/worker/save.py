@@ -10,23 +10,21 @@ import shutil
 from . import formats
 from .capture import Captured, describe, disk_full
 from .context import load_fixture
+from .slots import SLOTS_FILE, optimizer_slots, write_slots
+
+REFERENCES = ("x_train", "y_train", "x_eval", "outputs", "resumed")
 
 TRAIN_EPOCHS = 3
 SEED = 1234
 
 
 def optimizer_state(ctx, model):
-    """Class, iterations, config values and slot summary of a model's optimizer (or None)."""
+    """Class, iterations, config values and slot identities of a model's optimizer (or None).
+
+    The slots' values are kept apart, in the artifact dir (slots.SLOTS_FILE)."""
     opt = getattr(model, "optimizer", None)
     if opt is None:
         return None
-    variables = getattr(opt, "variables", [])
-    variables = variables() if callable(variables) else variables
-    slots = []
-    for var in variables:
-        arr = ctx.np.asarray(_numpy(var))
-        if arr.size > 1:
-            slots.append(round(float(ctx.np.abs(arr).sum()), 5))
     try:
         config = opt.get_config()
     except Exception:
@@ -35,9 +33,17 @@ def optimizer_state(ctx, model):
         "class": type(opt).__name__,
         "module": type(opt).__module__,
         "iterations": int(_numpy(opt.iterations)),
-        "slots": sorted(slots),
+        "slots": sorted(optimizer_slots(ctx, model)),
         "config": {k: v for k, v in config.items() if isinstance(v, (int, float, str, bool))},
     }
+
+
+def copy_references(src_dir, out_dir):
+    """What a check judges an artifact against, copied from the artifact it was made from."""
+    for name in [n + ".npy" for n in REFERENCES] + [SLOTS_FILE]:
+        path = os.path.join(src_dir, name)
+        if os.path.exists(path):
+            shutil.copy(path, os.path.join(out_dir, name))
 
 
 def _numpy(value):
@@ -113,6 +119,7 @@ def save_item(ctx, item):
             model.fit(x_train, y_train, epochs=TRAIN_EPOCHS, batch_size=8, verbose=0, shuffle=False)
             outputs = predict(model, x_eval)
             state = optimizer_state(ctx, model)
+            slots = optimizer_slots(ctx, model)
             classes = class_paths(model, getattr(fixture, "CLASSES", ()))
             functions = function_names(model, getattr(fixture, "FUNCTIONS", ()))
             digest = weights_digest(ctx, model)
@@ -131,6 +138,7 @@ def save_item(ctx, item):
     np.save(os.path.join(out_dir, "x_eval.npy"), x_eval)
     np.save(os.path.join(out_dir, "outputs.npy"), np.asarray(outputs))
     np.save(os.path.join(out_dir, "resumed.npy"), np.asarray(resumed))
+    write_slots(ctx, out_dir, slots)
     meta.update(
         artifact=formats.FORMATS[fmt][0] if fmt in ("checkpoint", "tf_weights") else os.path.basename(path),
         optimizer=state, classes=classes, weights_digest=digest,

@@ -13,7 +13,7 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 
-const WORKER_VERSION = 'js1';
+const WORKER_VERSION = 'js2';
 const TRAIN_EPOCHS = 3;
 const GRAPH_WRAPPER_CLASS = 'TfcompatGraphModelLayer';
 
@@ -497,33 +497,44 @@ async function graphSaveRoundTrip(tf, model, x, meta, want, tols) {
       const d = describe(err);
       return {ok: false, message: 'the saved GraphModel does not load back: ' + d.error_type + ': ' + d.message, error: d};
     }
-    const got = predictGraph(tf, again, x, meta);
-    const sub = {checks: {}};
-    const ok = judgePredictions(tf, got, want, tols, sub);
-    return ok ? {ok: true} : {ok: false, message: 'the saved and reloaded GraphModel predicts differently: ' + sub.message};
+    let got;
+    try {
+      got = predictGraph(tf, again, x, meta);
+    } catch (err) {
+      const d = describe(err);
+      return {ok: false, message: 'the saved GraphModel, loaded back, does not run: ' + d.error_type + ': ' + d.message, error: d};
+    }
+    return differently(tf, got, want, tols, 'saved by GraphModel.save and loaded back');
   } finally {
     rmrf(dir);
   }
 }
 
+function differently(tf, got, want, tols, what) {
+  // a copy that runs but predicts otherwise is silent corruption (wrong-output), not a lost save
+  const sub = {checks: {}};
+  if (judgePredictions(tf, got, want, tols, sub)) return {ok: true};
+  return {ok: false, wrong: true, max_abs_diff: sub.max_abs_diff, max_rel_diff: sub.max_rel_diff,
+    message: 'the model loads and predicts the same, but the copy ' + what + ' predicts differently: ' +
+      sub.message.replace("loaded without error, but predictions differ from the producer's: ", '')};
+}
+
 async function wrapRoundTrip(tf, g, x, meta, want, tols) {
   // rung wrap_tf_model: wrap the GraphModel in a LayersModel, save that, load it back, predict
   const wrapped = wrapGraphModel(tf, g, want.shape);
-  const first = predictLayers(tf, wrapped, x);
-  const sub = {checks: {}};
-  if (!judgePredictions(tf, first, want, tols, sub)) {
-    return {ok: false, message: 'the wrapped model predicts differently: ' + sub.message};
-  }
+  const first = differently(tf, predictLayers(tf, wrapped, x), want, tols, 'wrapped in a LayersModel');
+  if (!first.ok) return first;
   const dir = scratchDir();
   try {
-    await wrapped.save(saveHandler(dir));
-    const again = await tf.loadLayersModel(loadHandler(path.join(dir, 'model.json')));
-    const got = predictLayers(tf, again, x);
-    const sub2 = {checks: {}};
-    if (!judgePredictions(tf, got, want, tols, sub2)) {
-      return {ok: false, message: 'the wrapped model, saved and reloaded, predicts differently: ' + sub2.message};
+    let again;
+    try {
+      await wrapped.save(saveHandler(dir));
+      again = await tf.loadLayersModel(loadHandler(path.join(dir, 'model.json')));
+    } catch (err) {
+      const d = describe(err);
+      return {ok: false, message: 'the wrapped model does not save and load back: ' + d.error_type + ': ' + d.message, error: d};
     }
-    return {ok: true};
+    return differently(tf, predictLayers(tf, again, x), want, tols, 'wrapped in a LayersModel, saved and loaded back,');
   } finally {
     rmrf(dir);
   }
@@ -595,20 +606,18 @@ async function attemptBody(tf, item, meta, arrays, remedy, loader, artifact, pto
     }
   }
   if (loader === 'graph') {
-    if (remedy === 'wrap_tf_model') {
-      const w = await wrapRoundTrip(tf, model, x, meta, want, ptol);
-      record.checks.save = w.ok;
-      if (!w.ok) {
-        record.lost.push('js_save');
-        notes.push(w.message);
-      }
-    } else {
-      const s = await graphSaveRoundTrip(tf, model, x, meta, want, ptol);
-      record.checks.save = s.ok;
-      if (!s.ok) {
-        record.lost.push('js_save');
-        notes.push(s.message);
-      }
+    const s = remedy === 'wrap_tf_model'
+      ? await wrapRoundTrip(tf, model, x, meta, want, ptol)
+      : await graphSaveRoundTrip(tf, model, x, meta, want, ptol);
+    record.checks.save = s.ok;
+    if (s.wrong) {
+      Object.assign(record, {outcome: 'wrong-output', lost: [], message: s.message,
+        max_abs_diff: s.max_abs_diff, max_rel_diff: s.max_rel_diff});
+      return;
+    }
+    if (!s.ok) {
+      record.lost.push('js_save');
+      notes.push(s.message);
     }
   }
   record.lost.sort();
