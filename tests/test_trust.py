@@ -366,3 +366,26 @@ def test_merge_refuses_two_copies_of_a_journal_that_disagree(tmp_path):
     same = shard_dir(tmp_path, "same", "night", [att(None, "wrong-output")], stage="check-2of2")
     run_dir, meta = merge([one, same], str(tmp_path / "state"), FRESH)
     assert meta["shards"] == ["check-1of2", "check-2of2"]
+
+
+# -- 18. a harness defect while re-saving is a harness-error, never a save-error ------------------
+
+def test_a_defect_in_a_re_save_fails_the_run(tmp_path):
+    from harness.cli import main
+
+    run = SynthRun(tmp_path / "state" / "runs", ["a", "b"], name="night")
+    run.saved("a", "control", "h5")
+    run._done("b", "save", "save|control|h5", {
+        "status": "harness-error", "fixture": "control", "format": "h5", "error_type": "HarnessDefect",
+        "harness_defect": "the rebuilt model already holds the producer's weights before the restore",
+        "message": "a harness defect while loading A's artifact to save it again: ...", "warnings": []})
+    for p, c in (("a", "a"), ("a", "b")):
+        run.checked(p, c, "control", "h5", plain=[att(None, "pass")])
+    recs = run.write_results()
+    art = next(r for r in recs if (r["producer"], r["consumer"]) == ("b", None))
+    assert art["outcome"] == "harness-error" and "already holds" in art["harness_defect"]
+    assert records.harness_defects(recs)[0]["producer"] == "b"
+    with open(tmp_path / "matrix.yaml", "w") as fh:
+        fh.write(MATRIX.replace("tf2.15", "a").replace("tf2.16-keras3", "b"))
+    assert main(["--matrix", str(tmp_path / "matrix.yaml"), "--state-dir", str(tmp_path / "state"),
+                 "--reports", str(tmp_path / "reports"), "report", "--run", "night"]) == 1
