@@ -162,13 +162,24 @@ _PINNED = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;\\]+)
 
 
 def uv_binary() -> str:
-    """The uv of the `uv` package (the one tox-uv drives); TfcompatError when it is missing."""
-    try:
-        import uv
+    """The uv of the `uv` package (the one tox-uv drives); TfcompatError when it is missing. Found
+    once per process, under a lock: its lookup reads `sysconfig`, whose first use is not thread-safe
+    (two threads at once can see a half-made config and fail with a TypeError)."""
+    global _uv
+    with _uv_lock:
+        if _uv is None:
+            try:
+                import uv
 
-        return uv.find_uv_bin()
-    except (ImportError, FileNotFoundError) as exc:
-        raise TfcompatError("uv not found (%s); pip install uv" % _one_line(str(exc) or type(exc).__name__)) from None
+                _uv = uv.find_uv_bin()
+            except (ImportError, FileNotFoundError) as exc:
+                raise TfcompatError("uv not found (%s); pip install uv" % _one_line(
+                    str(exc) or type(exc).__name__)) from None
+        return _uv
+
+
+_uv: str | None = None
+_uv_lock = threading.Lock()
 
 
 def _compile(request: Request, timeout: float) -> Resolution:

@@ -88,6 +88,8 @@ def test_plan_shows_what_the_edit_will_recompute(runs):
     # custom_layer's cells only: 2 producers x 2 consumers x 2 formats
     assert plan["checks_to_run"] == 2 * 2 * 2
     assert {env: c["artifacts_to_run"] for env, c in plan["cache"].items()} == {K2: 2, K3: 2}
+    # the envs tox-uv built hold exactly what their requirements resolve to today: no drift
+    assert plan["drift"] == {}
 
 
 def test_an_edited_fixture_recomputes_only_its_cells(runs):
