@@ -37,7 +37,7 @@ from harness.matrix_defaults import (
     WILDCARD,
 )
 from harness.matrix_expand import expand, released, wheel_for
-from harness.matrix_load import parse_yaml, read_text
+from harness.matrix_load import holds_document, parse_yaml, read_text
 from harness.outcomes import OUTCOMES
 from harness.recipes import pins_for, python_for
 
@@ -217,10 +217,15 @@ class _Checker:
         data, problems = parse_yaml(text)
         for problem in problems:
             self.add_line(problem)
-        if data is None:
-            return None
+        if data is None and problems:
+            return None  # the YAML could not be read; the lines say why
         if not isinstance(data, dict):
-            self.add([], "the file must be a mapping with version, environments, fixtures and formats")
+            if data is None:
+                what = ("the document is null (~, null or nothing after ---)" if holds_document(text) else
+                        "no YAML document (the file is empty or only comments)")
+            else:
+                what = f"the document is a {_type_name(data)}"
+            self.add([], f"{what}; the file must be a mapping with version, environments, fixtures and formats")
             return None
         bad = list(_non_finite(data, []))
         for parts, value in bad:

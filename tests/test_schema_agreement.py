@@ -1,6 +1,7 @@
 """The shipped JSON Schema (what editors check as you type) and tfcompat's own checks agree wherever
 the schema can state the rule: outcome names, duplicate-free formats, the date and id patterns, the
-Pythons, the keys `defaults` takes. Each variant is one rule toggled on a valid matrix."""
+Pythons, the keys `defaults` takes, the document being a mapping. Each variant is one rule toggled on a
+valid matrix."""
 
 import jsonschema
 import pytest
@@ -32,13 +33,19 @@ def variants():
                                                 'defaults: {python: "3.11", %s: %s}' % (key, value))
 
 
+    # the document itself: a mapping, or something else (nothing at all, null, a list, a string)
+    for doc in ("", "# only a comment\n", "~\n", "null\n", "---\n", "- 1\n", "'x'\n", "3\n"):
+        yield "document %r" % doc, doc
+    yield "document GOOD", GOOD
+
+
 CASES = list(variants())
 
 
 @pytest.mark.parametrize("name,text", CASES, ids=[n for n, _ in CASES])
 def test_the_schema_and_the_checks_agree(fake_index, tmp_path, name, text):
     data, problems = parse_yaml(text)
-    assert data is not None and not problems
+    assert not problems  # a null document (or none) is None, as JSON's null: the schema wants an object
     schema_ok = not list(jsonschema.Draft202012Validator(_load_schema()).iter_errors(data))
     try:
         read_matrix(project(str(tmp_path), text))
@@ -56,4 +63,5 @@ def test_both_sides_are_exercised():
         data, _ = parse_yaml(text)
         ok = not list(jsonschema.Draft202012Validator(_load_schema()).iter_errors(data))
         seen.setdefault(name.split()[0].split(".")[0], set()).add(ok)
-    assert seen == {k: {True, False} for k in ("outcome", "expires", "formats", "id", "python", "defaults")}
+    assert seen == {k: {True, False} for k in ("outcome", "expires", "formats", "id", "python", "defaults",
+                                                 "document")}
