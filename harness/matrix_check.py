@@ -308,7 +308,8 @@ class _Checker:
         # Cross-references count every declared name, also of an entry with its own problem.
         names: dict[str, list] = {
             "environment": sorted({e["id"] for e in raw_envs if isinstance(e, dict) and isinstance(e.get("id"), str)}),
-            "fixture": sorted({f.get("name") if isinstance(f, dict) else f for f in raw_fixtures} - {None}, key=str),
+            "fixture": sorted({n for n in (f.get("name") if isinstance(f, dict) else f for f in raw_fixtures)
+                               if isinstance(n, str)}),  # a list or number given as a name: the schema says so
             "format": KNOWN_FORMATS,
         }
         timeout = data.get("check_timeout", DEFAULT_CHECK_TIMEOUT)

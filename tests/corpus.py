@@ -155,6 +155,12 @@ CASES = [
     ("values", "exclusion field a list", _matrix(
         GOOD + "exclusions:\n  - {producer: [[tf2.15]], consumer: '*', fixture: '*', format: '*', reason: r}\n",
         "exclusions[0].producer[0]: ['tf2.15'] is a list; expected a string")),
+    ("values", "a fixture given as a list", _edit("fixtures: [control]", "fixtures: [[control]]",
+                                                  "fixtures[0]: ['control'] is a list; expected a string or mapping")),
+    ("values", "a fixture given as a number", _edit("fixtures: [control]", "fixtures: [control, 3]",
+                                                    "fixtures[1]: 3 is a number; expected a string or mapping")),
+    ("values", "a fixture name given as a list", _edit("fixtures: [control]", "fixtures: [{name: [control]}]",
+                                                       "fixtures[0].name: ['control'] is a list; expected a string")),
     ("values", "expectation outcome unknown",
      _matrix(GOOD + "expectations:\n  - {producer: tf2.15, consumer: '*', fixture: '*', format: '*', outcome: fine, "
              "reason: r, expires: 2099-01-01}\n", "expectations[0].outcome: 'fine' is not an outcome")),

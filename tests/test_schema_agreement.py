@@ -33,6 +33,9 @@ def variants():
                                                 'defaults: {python: "3.11", %s: %s}' % (key, value))
 
 
+    for fixtures in ("[control]", "[{name: control}]", "[[control]]", "[control, 3]", "[{name: [control]}]",
+                     "[{name: {a: 1}}]", "[true]", "[~]"):
+        yield "fixtures %s" % fixtures, GOOD.replace("fixtures: [control]", "fixtures: %s" % fixtures)
     # the document itself: a mapping, or something else (nothing at all, null, a list, a string)
     for doc in ("", "# only a comment\n", "~\n", "null\n", "---\n", "- 1\n", "'x'\n", "3\n"):
         yield "document %r" % doc, doc
@@ -64,4 +67,4 @@ def test_both_sides_are_exercised():
         ok = not list(jsonschema.Draft202012Validator(_load_schema()).iter_errors(data))
         seen.setdefault(name.split()[0].split(".")[0], set()).add(ok)
     assert seen == {k: {True, False} for k in ("outcome", "expires", "formats", "id", "python", "defaults",
-                                                 "document")}
+                                                 "fixtures", "document")}
