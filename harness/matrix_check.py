@@ -162,13 +162,16 @@ def _non_finite(value: Any, at: list):
 
 
 # Rules the schema states (so editors and other tools see them) that the checks below also make, with
-# a message that names the duplicate, the outcomes or the date format: one line per mistake.
-_CHECKED_HERE = {("uniqueItems", "formats"), ("enum", "outcome"), ("pattern", "expires"), ("type", "resave")}
+# a message that names the duplicate, the outcomes or the date format: one line per mistake. Each is
+# where it is in the schema (a property's keyword), not the key's name in the file: a pins or set_env
+# key called resave is the schema's to report.
+_CHECKED_HERE = {("formats", "uniqueItems"), ("outcome", "enum"), ("expires", "pattern"), ("resave", "type"),
+                 ("resave", "items", "type")}
 
 
 def _said_by_the_checks(error: jsonschema.ValidationError) -> bool:
-    path = list(error.absolute_path)
-    return bool(path) and (error.validator, str(path[-1])) in _CHECKED_HERE
+    where = tuple(str(p) for p in error.absolute_schema_path if p != "$ref")
+    return any(where[-len(rule) - 1:] == ("properties", *rule) for rule in _CHECKED_HERE)
 
 
 def expanded_id_pattern() -> str:

@@ -36,6 +36,19 @@ def variants():
     for fixtures in ("[control]", "[{name: control}]", "[[control]]", "[control, 3]", "[{name: [control]}]",
                      "[{name: {a: 1}}]", "[true]", "[~]"):
         yield "fixtures %s" % fixtures, GOOD.replace("fixtures: [control]", "fixtures: %s" % fixtures)
+    for resave in ("true", "[tf2.15]", "[3]", "[[tf2.15]]", "tf2.15", "[~]"):
+        yield "resave %s" % resave, GOOD.replace("fixtures: [control]", "fixtures: [{name: control, resave: %s}]"
+                                                 % resave)
+    # the keys the checks speak for (resave, outcome, expires, formats) used as names of pins and set_env
+    for where, value in (("pins", "{resave: '<2'}"), ("pins", "{resave: [1]}"), ("pins", "{outcome: {a: 1}}"),
+                         ("pins", "{expires: [x]}"), ("set_env", "{resave: 3}"), ("set_env", "{resave: [a]}"),
+                         ("set_env", "{formats: [a, a]}"), ("set_env", "{outcome: ~}")):
+        yield "names %s: %s" % (where, value), GOOD.replace("keras: bundled}", "keras: bundled, %s: %s}"
+                                                           % (where, value))
+    for exclusions in ("[]", "~", "[{producer: '*', consumer: tf2.15, fixture: '*', format: '*', reason: r}]",
+                       "[['*', tf2.15]]", "[['*', tf2.15, '*', '*', r]]", "['*']", "[[]]", "[~]",
+                       "{producer: '*', consumer: tf2.15, fixture: '*', format: '*', reason: r}"):
+        yield "exclusions %s" % exclusions, GOOD + "exclusions: %s\n" % exclusions
     # the document itself: a mapping, or something else (nothing at all, null, a list, a string)
     for doc in ("", "# only a comment\n", "~\n", "null\n", "---\n", "- 1\n", "'x'\n", "3\n"):
         yield "document %r" % doc, doc
@@ -67,4 +80,4 @@ def test_both_sides_are_exercised():
         ok = not list(jsonschema.Draft202012Validator(_load_schema()).iter_errors(data))
         seen.setdefault(name.split()[0].split(".")[0], set()).add(ok)
     assert seen == {k: {True, False} for k in ("outcome", "expires", "formats", "id", "python", "defaults",
-                                                 "fixtures", "document")}
+                                                 "fixtures", "resave", "names", "exclusions", "document")}
