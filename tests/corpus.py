@@ -19,6 +19,8 @@ environments:
 fixtures: [control]
 formats: [h5]
 """
+HEAD = GOOD.split("environments:")[0]  # version and defaults
+EXCLUDE = "exclusions: [{producer: %s, consumer: '*', fixture: %s, format: '*', reason: r}]\n"
 BOMB = ('a: &a ["x","x","x","x","x","x","x","x","x"]\n' + "".join(
     "%s: &%s [%s]\n" % (c, c, ",".join(["*" + p] * 9)) for p, c in zip("abcdefgh", "bcdefghi")))
 
@@ -170,6 +172,36 @@ CASES = [
            "defaults.set_env.resave: ['a'] is a list; expected a string or integer")),
     ("values", "resave listing a number", _edit("fixtures: [control]", "fixtures: [{name: control, resave: [3]}]",
                                                 "fixtures[0].resave: [3] is not true, false or a list of environment")),
+    # -- a top-level section of the wrong shape: the schema's line, and nothing leaning on it
+    ("sections", "defaults null", _edit('defaults: {python: "3.11"}', "defaults: ~",
+                                        "defaults: null is a null; expected a mapping")),
+    ("sections", "defaults a list", _edit('defaults: {python: "3.11"}', 'defaults: [python: "3.11"]',
+                                          "defaults: [{'python': '3.11'}] is a list; expected a mapping")),
+    ("sections", "defaults a string", _edit('defaults: {python: "3.11"}', 'defaults: "3.11"',
+                                            "defaults: '3.11' is a string; expected a mapping")),
+    ("sections", "defaults.python null", _edit('defaults: {python: "3.11"}', "defaults: {python: ~}",
+                                               "defaults.python: null is a null; expected a string")),
+    ("sections", "an env's python null", _edit("keras: bundled}", "keras: bundled, python: ~}",
+                                               "environments[0].python: null is a null; expected a string")),
+    ("sections", "environments null, an exclusion names one",
+     _matrix(HEAD + "environments: ~\nfixtures: [control]\nformats: [h5]\n" + EXCLUDE % ("tf2.15", "'*'"),
+             "environments: null is a null; expected a list")),
+    ("sections", "environments a string, resave names one",
+     _matrix(HEAD + "environments: tf2.15\nfixtures: [{name: control, resave: [tf2.15]}]\nformats: [h5]\n",
+             "environments: 'tf2.15' is a string; expected a list")),
+    ("sections", "fixtures empty, an exclusion names one",
+     _matrix(GOOD.replace("fixtures: [control]", "fixtures: []") + EXCLUDE % ("'*'", "control"),
+             "fixtures: must not be empty")),
+    ("sections", "fixtures a mapping, an exclusion names one",
+     _matrix(GOOD.replace("fixtures: [control]", "fixtures: {control: {}}") + EXCLUDE % ("'*'", "control"),
+             "fixtures: {'control': {}} is a mapping; expected a list")),
+    ("sections", "resave names an env with its own mistake",
+     _matrix(GOOD.replace('tensorflow: "2.15.1"', 'tensorflow: "2.15"').replace(
+         "fixtures: [control]", "fixtures: [{name: control, resave: [tf2.15]}]"),
+         "environments[0].tensorflow: '2.15' is not a version")),
+    ("sections", "defaults.backend misspelt", _edit('defaults: {python: "3.11"}',
+                                                    'defaults: {python: "3.11", backend: dockr}',
+                                                    "defaults.backend: unknown backend 'dockr' (did you mean")),
     ("values", "expectation outcome unknown",
      _matrix(GOOD + "expectations:\n  - {producer: tf2.15, consumer: '*', fixture: '*', format: '*', outcome: fine, "
              "reason: r, expires: 2099-01-01}\n", "expectations[0].outcome: 'fine' is not an outcome")),

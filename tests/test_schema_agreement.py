@@ -49,6 +49,20 @@ def variants():
                        "[['*', tf2.15]]", "[['*', tf2.15, '*', '*', r]]", "['*']", "[[]]", "[~]",
                        "{producer: '*', consumer: tf2.15, fixture: '*', format: '*', reason: r}"):
         yield "exclusions %s" % exclusions, GOOD + "exclusions: %s\n" % exclusions
+    # each top-level section given another shape (null, a scalar, the wrong collection, empty); an empty
+    # defaults and a fixture name with no module are the checks' own rules (no python; no fixtures/x.py)
+    no_envs = "".join(line for line in GOOD.splitlines(True) if not line.startswith(("environments:", "  - ")))
+    for key, good in (("defaults", '{python: "3.11"}'), ("environments", None), ("fixtures", "[control]"),
+                      ("formats", "[h5]")):
+        for value in ("~", "x", "3", "[]", "{}", "[x]"):
+            if (key, value) in (("defaults", "{}"), ("fixtures", "[x]")):
+                continue
+            text = (no_envs + "environments: %s\n" % value if key == "environments" else
+                    GOOD.replace("%s: %s" % (key, good), "%s: %s" % (key, value)))
+            yield "sections %s: %s" % (key, value), text
+    for key in ("exclusions", "expectations", "check_timeout", "converter"):
+        for value in ("~", "x", "3", "[]", "{}", "[x]"):
+            yield "sections %s: %s" % (key, value), GOOD + "%s: %s\n" % (key, value)
     # the document itself: a mapping, or something else (nothing at all, null, a list, a string)
     for doc in ("", "# only a comment\n", "~\n", "null\n", "---\n", "- 1\n", "'x'\n", "3\n"):
         yield "document %r" % doc, doc
@@ -80,4 +94,5 @@ def test_both_sides_are_exercised():
         ok = not list(jsonschema.Draft202012Validator(_load_schema()).iter_errors(data))
         seen.setdefault(name.split()[0].split(".")[0], set()).add(ok)
     assert seen == {k: {True, False} for k in ("outcome", "expires", "formats", "id", "python", "defaults",
-                                                 "fixtures", "resave", "names", "exclusions", "document")}
+                                                 "fixtures", "resave", "names", "exclusions", "sections",
+                                                 "document")}
