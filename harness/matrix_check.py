@@ -37,7 +37,7 @@ from harness.matrix_defaults import (
     WILDCARD,
 )
 from harness.matrix_expand import expand, released, wheel_for
-from harness.matrix_load import parse_yaml, read_text
+from harness.matrix_load import holds_document, parse_yaml, read_text
 from harness.outcomes import OUTCOMES
 from harness.recipes import pins_for, python_for
 
@@ -162,13 +162,16 @@ def _non_finite(value: Any, at: list):
 
 
 # Rules the schema states (so editors and other tools see them) that the checks below also make, with
-# a message that names the duplicate, the outcomes or the date format: one line per mistake.
-_CHECKED_HERE = {("uniqueItems", "formats"), ("enum", "outcome"), ("pattern", "expires"), ("type", "resave")}
+# a message that names the duplicate, the outcomes or the date format: one line per mistake. Each is
+# where it is in the schema (a property's keyword), not the key's name in the file: a pins or set_env
+# key called resave is the schema's to report.
+_CHECKED_HERE = {("formats", "uniqueItems"), ("outcome", "enum"), ("expires", "pattern"), ("resave", "type"),
+                 ("resave", "items", "type")}
 
 
 def _said_by_the_checks(error: jsonschema.ValidationError) -> bool:
-    path = list(error.absolute_path)
-    return bool(path) and (error.validator, str(path[-1])) in _CHECKED_HERE
+    where = tuple(str(p) for p in error.absolute_schema_path if p != "$ref")
+    return any(where[-len(rule) - 1:] == ("properties", *rule) for rule in _CHECKED_HERE)
 
 
 def expanded_id_pattern() -> str:
@@ -194,6 +197,7 @@ class _Checker:
         self.check_fixture_files = check_fixture_files
         self.unverified: set[str] = set()  # packages whose versions the index could not confirm (offline)
         self.problems: list[tuple[tuple, str]] = []
+        self.declared_env_ids: list[str] = []  # every env id the file declares (see environments())
 
     def add(self, parts: list, message: str) -> None:
         self.problems.append((_sort_key(parts), f"{self.display}: {_key_path(parts)}: {message}"))
@@ -202,7 +206,8 @@ class _Checker:
         self.problems.append(((-2,), f"{self.display}: {message}"))
 
     def sorted_problems(self) -> list[str]:
-        return [line for _, line in sorted(self.problems, key=lambda p: p[0])]
+        # a defaults value every env reads (defaults.backend) is reported once, not once per env
+        return list(dict.fromkeys(line for _, line in sorted(self.problems, key=lambda p: p[0])))
 
     def run(self, text: str) -> dict:
         data = self.parse(text)
@@ -217,10 +222,15 @@ class _Checker:
         data, problems = parse_yaml(text)
         for problem in problems:
             self.add_line(problem)
-        if data is None:
-            return None
+        if data is None and problems:
+            return None  # the YAML could not be read; the lines say why
         if not isinstance(data, dict):
-            self.add([], "the file must be a mapping with version, environments, fixtures and formats")
+            if data is None:
+                what = ("the document is null (~, null or nothing after ---)" if holds_document(text) else
+                        "no YAML document (the file is empty or only comments)")
+            else:
+                what = f"the document is a {_type_name(data)}"
+            self.add([], f"{what}; the file must be a mapping with version, environments, fixtures and formats")
             return None
         bad = list(_non_finite(data, []))
         for parts, value in bad:
@@ -290,20 +300,30 @@ class _Checker:
     # -- meaning (each check skips values whose shape is wrong: those are reported already)
 
     def check_meaning(self, data: dict) -> dict:
+        # A section the schema refused as a whole (missing, null, a scalar, a list for a mapping or the other
+        # way round, an empty list) says nothing of what it was meant to hold: the checks that read it
+        # (defaults.python, the names exclusions and resave refer to) stay quiet, one mistake is one line.
+        broken = {key for key in ("environments", "fixtures")
+                  if not (isinstance(data.get(key), list) and data[key])}
+        if not isinstance(data.get("defaults", {}), dict):
+            broken.add("defaults")
         defaults = _as_dict(data.get("defaults"))
         default_pins = self.pins(defaults.get("pins"), ["defaults", "pins"])
         raw_envs = _as_list(data.get("environments"))
-        environments = self.environments(raw_envs, defaults, default_pins)
+        environments = self.environments(raw_envs, defaults, default_pins, "defaults" in broken)
         raw_fixtures = _as_list(data.get("fixtures"))
-        fixtures = self.fixtures(raw_fixtures, [e["id"] for e in environments])
+        fixtures = self.fixtures(raw_fixtures, None if "environments" in broken else self.declared_env_ids)
         formats = _as_list(data.get("formats"))
         for i, fmt in enumerate(formats):
             if fmt in formats[:i]:
                 self.add(["formats", i], f"{fmt!r} is listed twice; list each format once")
         # Cross-references count every declared name, also of an entry with its own problem.
-        names: dict[str, list] = {
-            "environment": sorted({e["id"] for e in raw_envs if isinstance(e, dict) and isinstance(e.get("id"), str)}),
-            "fixture": sorted({f.get("name") if isinstance(f, dict) else f for f in raw_fixtures} - {None}, key=str),
+        names: dict[str, list | None] = {
+            "environment": None if "environments" in broken else
+            sorted({e["id"] for e in raw_envs if isinstance(e, dict) and isinstance(e.get("id"), str)}),
+            "fixture": None if "fixtures" in broken else
+            sorted({n for n in (f.get("name") if isinstance(f, dict) else f for f in raw_fixtures)
+                    if isinstance(n, str)}),  # a list or number given as a name: the schema says so
             "format": KNOWN_FORMATS,
         }
         timeout = data.get("check_timeout", DEFAULT_CHECK_TIMEOUT)
@@ -365,7 +385,7 @@ class _Checker:
                     out[canonical] = normalized
         return out
 
-    def environments(self, raw_envs: list, defaults: dict, default_pins: dict) -> list[dict]:
+    def environments(self, raw_envs: list, defaults: dict, default_pins: dict, defaults_broken: bool) -> list[dict]:
         envs = []
         first_index: dict[str, int] = {}
         lacking_python = []
@@ -373,6 +393,9 @@ class _Checker:
         for i, raw in enumerate(raw_envs):
             if isinstance(raw, dict):
                 expanded += [(i, entry) for entry in expand(i, raw, self.add)]
+        # every id the file declares (ranges expanded), also of an env with its own problem
+        self.declared_env_ids = list(dict.fromkeys(raw["id"] for _, raw in expanded
+                                                   if isinstance(raw.get("id"), str)))
         for i, raw in expanded:
             env_id = raw.get("id")
             if isinstance(env_id, str):
@@ -401,8 +424,8 @@ class _Checker:
                 if env is not None:
                     envs.append(env)
                 continue
-            if raw.get("python", defaults.get("python")) is None:
-                lacking_python.append(i)
+            if "python" not in raw and "python" not in defaults and not defaults_broken:
+                lacking_python.append(i)  # (a python given as null is the schema's to report)
             env = self.environment(i, raw, defaults, default_pins)
             if env is not None:
                 envs.append(env)
@@ -579,7 +602,9 @@ class _Checker:
             return False
         return True
 
-    def fixtures(self, raw_fixtures: list, env_ids: list[str]) -> list[dict]:
+    def fixtures(self, raw_fixtures: list, env_ids: list[str] | None) -> list[dict]:
+        """The fixtures; `env_ids` are the declared envs resave may name (None: the environments section is
+        itself wrong, so no name is checked)."""
         fixtures = []
         seen: set[str] = set()
         for i, raw in enumerate(raw_fixtures):
@@ -604,14 +629,14 @@ class _Checker:
                 fixtures.append({"name": name, "path": path, "atol": atol, "rtol": rtol, "resave": resave})
         return fixtures
 
-    def resave(self, value: Any, at: list, env_ids: list[str]) -> bool | list | None:
+    def resave(self, value: Any, at: list, env_ids: list[str] | None) -> bool | list | None:
         """False, True (every env is an origin) or a list of the env ids that are; None if wrong."""
         if isinstance(value, bool):
             return value
         if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-            unknown = [v for v in value if v not in env_ids]
+            unknown = [v for v in value if v not in env_ids] if env_ids is not None else []
             if unknown:
-                self.add(at, f"unknown environment {unknown[0]!r}; choose from: {', '.join(env_ids)}")
+                self.add(at, f"unknown environment {unknown[0]!r}; choose from: {', '.join(env_ids or ())}")
                 return None
             return value
         self.add(at, f"{value!r} is not true, false or a list of environment ids; write resave: true (every env "
@@ -685,7 +710,7 @@ class _Checker:
             return None
         return number
 
-    def rules(self, section: str, raw_rules: list, names: dict[str, list]) -> list[dict]:
+    def rules(self, section: str, raw_rules: list, names: dict[str, list | None]) -> list[dict]:
         rules = []
         fields = {"producer": "environment", "consumer": "environment", "fixture": "fixture", "format": "format"}
         for i, raw in enumerate(raw_rules):
@@ -696,11 +721,14 @@ class _Checker:
             for key, kind in fields.items():
                 value = raw.get(key)
                 listed = value if isinstance(value, list) else [value]
+                known = names[kind]
+                if known is None:
+                    continue  # the section that declares them is wrong as a whole, and reported
                 for j, one in enumerate(listed):
-                    if isinstance(one, str) and one != WILDCARD and one not in names[kind]:
-                        allowed = ", ".join(names[kind])
+                    if isinstance(one, str) and one != WILDCARD and one not in known:
+                        allowed = ", ".join(known)
                         where = at + [key] + ([j] if isinstance(value, list) else [])
-                        self.add(where, f"unknown {kind} {one!r}{_suggest(one, names[kind])}; "
+                        self.add(where, f"unknown {kind} {one!r}{_suggest(one, known)}; "
                                         f"use \"*\", one of: {allowed}, or a list of them")
                         ok = False
             rule = dict(raw)

@@ -6,7 +6,9 @@
   so what the schema sees is what the user wrote; dates stay text (checked later);
 - at most MAX_DEPTH levels of nesting and MAX_VALUES values once aliases are expanded (a 250-byte
   alias bomb would otherwise expand to gigabytes in whatever walks the result);
-- a key given twice in one mapping is reported (PyYAML keeps the last silently).
+- a key given twice in one mapping is reported (PyYAML keeps the last silently);
+- a file with no document (empty, only comments) and a null document (`~`) both parse to None with no
+  problem: `holds_document` tells them apart for the message.
 """
 
 from __future__ import annotations
@@ -146,6 +148,18 @@ def parse_yaml(text: str) -> tuple[Any, list[str]]:
         return None, problems + [f"expands to more than {MAX_VALUES} values (YAML aliases repeat what they point "
                                  "to); write the values out"]
     return jsonable(data), problems
+
+
+def holds_document(text: str) -> bool:
+    """Whether YAML text that parsed to None holds a document (`~`, `null`, a bare `---`) or none at all
+    (empty, only comments and blank lines)."""
+    loader = _Loader(text)
+    try:
+        return bool(loader.check_node())
+    except yaml.YAMLError:
+        return True
+    finally:
+        loader.dispose()
 
 
 def _expanded_size(value: Any, memo: dict) -> int:

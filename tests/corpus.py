@@ -19,6 +19,8 @@ environments:
 fixtures: [control]
 formats: [h5]
 """
+HEAD = GOOD.split("environments:")[0]  # version and defaults
+EXCLUDE = "exclusions: [{producer: %s, consumer: '*', fixture: %s, format: '*', reason: r}]\n"
 BOMB = ('a: &a ["x","x","x","x","x","x","x","x","x"]\n' + "".join(
     "%s: &%s [%s]\n" % (c, c, ",".join(["*" + p] * 9)) for p, c in zip("abcdefgh", "bcdefghi")))
 
@@ -110,7 +112,12 @@ CASES = [
     ("yaml", "alias bomb", _matrix(BOMB, "expands to more than 200000 values")),
     ("yaml", "alias cycle", _matrix("a: &a [*a]\n", "an alias refers to the value that holds it")),
     ("yaml", "not yaml", _matrix("version: [1\n", "not valid YAML")),
-    ("yaml", "a list, not a mapping", _matrix("- 1\n- 2\n", "the file must be a mapping")),
+    ("yaml", "a list, not a mapping", _matrix("- 1\n- 2\n", "(top level): the document is a list; the file must be")),
+    ("yaml", "a string, not a mapping", _matrix("'version: 1'\n", "(top level): the document is a string; the file")),
+    ("yaml", "only a comment", _matrix("# nothing yet\n", "(top level): no YAML document (the file is empty or only")),
+    ("yaml", "an empty file", _matrix("", "(top level): no YAML document (the file is empty or only comments)")),
+    ("yaml", "a null document (~)", _matrix("~\n", "(top level): the document is null (~, null or nothing after")),
+    ("yaml", "only ---", _matrix("---\n# later\n", "(top level): the document is null (~, null or nothing after")),
     ("yaml", "duplicate key", _matrix(GOOD + "formats: [keras]\n", "key 'formats' appears twice")),
     ("yaml", "yes is a string", _matrix(GOOD + "check_timeout: yes\n", "check_timeout: 'yes' is a string")),
     ("yaml", "1:00 is a string", _matrix(GOOD + "check_timeout: 1:00\n", "check_timeout: '1:00' is a string")),
@@ -150,6 +157,51 @@ CASES = [
     ("values", "exclusion field a list", _matrix(
         GOOD + "exclusions:\n  - {producer: [[tf2.15]], consumer: '*', fixture: '*', format: '*', reason: r}\n",
         "exclusions[0].producer[0]: ['tf2.15'] is a list; expected a string")),
+    ("values", "a fixture given as a list", _edit("fixtures: [control]", "fixtures: [[control]]",
+                                                  "fixtures[0]: ['control'] is a list; expected a string or mapping")),
+    ("values", "a fixture given as a number", _edit("fixtures: [control]", "fixtures: [control, 3]",
+                                                    "fixtures[1]: 3 is a number; expected a string or mapping")),
+    ("values", "a fixture name given as a list", _edit("fixtures: [control]", "fixtures: [{name: [control]}]",
+                                                       "fixtures[0].name: ['control'] is a list; expected a string")),
+    ("values", "an exclusion given as a list", _matrix(GOOD + "exclusions: [['*', tf2.15]]\n",
+                                                       "exclusions[0]: ['*', 'tf2.15'] is a list; expected a mapping")),
+    ("values", "a pin named resave given a list", _edit('keras: bundled}', 'keras: bundled, pins: {resave: [1]}}',
+                                                        "environments[0].pins.resave: [1] is a list; expected a")),
+    ("values", "a set_env named resave given a list",
+     _edit('python: "3.11"}', 'python: "3.11", set_env: {resave: [a]}}',
+           "defaults.set_env.resave: ['a'] is a list; expected a string or integer")),
+    ("values", "resave listing a number", _edit("fixtures: [control]", "fixtures: [{name: control, resave: [3]}]",
+                                                "fixtures[0].resave: [3] is not true, false or a list of environment")),
+    # -- a top-level section of the wrong shape: the schema's line, and nothing leaning on it
+    ("sections", "defaults null", _edit('defaults: {python: "3.11"}', "defaults: ~",
+                                        "defaults: null is a null; expected a mapping")),
+    ("sections", "defaults a list", _edit('defaults: {python: "3.11"}', 'defaults: [python: "3.11"]',
+                                          "defaults: [{'python': '3.11'}] is a list; expected a mapping")),
+    ("sections", "defaults a string", _edit('defaults: {python: "3.11"}', 'defaults: "3.11"',
+                                            "defaults: '3.11' is a string; expected a mapping")),
+    ("sections", "defaults.python null", _edit('defaults: {python: "3.11"}', "defaults: {python: ~}",
+                                               "defaults.python: null is a null; expected a string")),
+    ("sections", "an env's python null", _edit("keras: bundled}", "keras: bundled, python: ~}",
+                                               "environments[0].python: null is a null; expected a string")),
+    ("sections", "environments null, an exclusion names one",
+     _matrix(HEAD + "environments: ~\nfixtures: [control]\nformats: [h5]\n" + EXCLUDE % ("tf2.15", "'*'"),
+             "environments: null is a null; expected a list")),
+    ("sections", "environments a string, resave names one",
+     _matrix(HEAD + "environments: tf2.15\nfixtures: [{name: control, resave: [tf2.15]}]\nformats: [h5]\n",
+             "environments: 'tf2.15' is a string; expected a list")),
+    ("sections", "fixtures empty, an exclusion names one",
+     _matrix(GOOD.replace("fixtures: [control]", "fixtures: []") + EXCLUDE % ("'*'", "control"),
+             "fixtures: must not be empty")),
+    ("sections", "fixtures a mapping, an exclusion names one",
+     _matrix(GOOD.replace("fixtures: [control]", "fixtures: {control: {}}") + EXCLUDE % ("'*'", "control"),
+             "fixtures: {'control': {}} is a mapping; expected a list")),
+    ("sections", "resave names an env with its own mistake",
+     _matrix(GOOD.replace('tensorflow: "2.15.1"', 'tensorflow: "2.15"').replace(
+         "fixtures: [control]", "fixtures: [{name: control, resave: [tf2.15]}]"),
+         "environments[0].tensorflow: '2.15' is not a version")),
+    ("sections", "defaults.backend misspelt", _edit('defaults: {python: "3.11"}',
+                                                    'defaults: {python: "3.11", backend: dockr}',
+                                                    "defaults.backend: unknown backend 'dockr' (did you mean")),
     ("values", "expectation outcome unknown",
      _matrix(GOOD + "expectations:\n  - {producer: tf2.15, consumer: '*', fixture: '*', format: '*', outcome: fine, "
              "reason: r, expires: 2099-01-01}\n", "expectations[0].outcome: 'fine' is not an outcome")),

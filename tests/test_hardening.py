@@ -23,7 +23,9 @@ def tfcompat(args, cwd=ROOT, timeout=60):
 def test_a_bad_input_is_one_clear_line(tmp_path, category, name, setup):
     args, want = setup(str(tmp_path))
     proc = tfcompat(args)  # the timeout is the hang guard
-    assert proc.returncode in (1, 2), (proc.returncode, proc.stdout[-500:], proc.stderr[-2000:])
+    # a mistake in what the user wrote (the matrix, its fixtures, the command line) is exit 2
+    want_rc = (1, 2) if category == "state" else (2,)
+    assert proc.returncode in want_rc, (proc.returncode, proc.stdout[-500:], proc.stderr[-2000:])
     assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("tfcompat"), proc.stderr[-2000:]
@@ -54,6 +56,18 @@ def test_one_broken_profile_does_not_break_plan(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert re.search(r"broken +.*not UTF-8 text", proc.stdout), proc.stdout
     assert re.search(r"fine +2 envs, 1 fixtures, 1 formats", proc.stdout), proc.stdout
+
+
+def test_an_empty_profile_does_not_break_plan(tmp_path):
+    # a profile file started and not yet written: listed as broken, the matrix still plans
+    matrix = project(str(tmp_path))
+    os.makedirs(tmp_path / "profiles")
+    (tmp_path / "profiles" / "later.yaml").write_text("# the nightly profile, to come\n")
+    (tmp_path / "profiles" / "off.yaml").write_text("~\n")
+    proc = tfcompat(["--matrix", matrix, "--state-dir", str(tmp_path / "state"), "plan"])
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert re.search(r"later +\S*profiles/later.yaml: \(top level\): no YAML document", proc.stdout), proc.stdout
+    assert re.search(r"off +\S*profiles/off.yaml: \(top level\): the document is null", proc.stdout), proc.stdout
 
 
 def test_a_second_writer_on_one_state_dir_is_refused(tmp_path):

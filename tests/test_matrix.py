@@ -272,7 +272,23 @@ def test_missing_file_and_non_mapping(project):
     with pytest.raises(ConfigError) as info:
         load_matrix(str(project / "absent.yaml"))
     assert info.value.problems[0].startswith("absent.yaml: cannot read")
-    assert problems(project, "- just\n- a list\n")[0].startswith("matrix.yaml: (top level): the file must be a mapping")
+    assert problems(project, "- just\n- a list\n") == [
+        "matrix.yaml: (top level): the document is a list; the file must be a mapping with version, environments, "
+        "fixtures and formats"]
+
+
+@pytest.mark.parametrize("text,what", [
+    ("", "no YAML document (the file is empty or only comments)"),
+    ("# a matrix, one day\n\n# more\n", "no YAML document (the file is empty or only comments)"),
+    ("~\n", "the document is null (~, null or nothing after ---)"),
+    ("null  # off\n", "the document is null (~, null or nothing after ---)"),
+    ("--- \n...\n", "the document is null (~, null or nothing after ---)"),
+    ("'text'\n", "the document is a string"),
+    ("3\n", "the document is a number"),
+])
+def test_a_document_that_is_not_a_mapping_is_one_line(project, text, what):
+    assert problems(project, text) == [
+        f"matrix.yaml: (top level): {what}; the file must be a mapping with version, environments, fixtures and formats"]
 
 
 def test_config_error_exit_code_is_2(project):

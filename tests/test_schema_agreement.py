@@ -1,6 +1,7 @@
 """The shipped JSON Schema (what editors check as you type) and tfcompat's own checks agree wherever
 the schema can state the rule: outcome names, duplicate-free formats, the date and id patterns, the
-Pythons, the keys `defaults` takes. Each variant is one rule toggled on a valid matrix."""
+Pythons, the keys `defaults` takes, the document being a mapping. Each variant is one rule toggled on a
+valid matrix."""
 
 import jsonschema
 import pytest
@@ -32,13 +33,49 @@ def variants():
                                                 'defaults: {python: "3.11", %s: %s}' % (key, value))
 
 
+    for fixtures in ("[control]", "[{name: control}]", "[[control]]", "[control, 3]", "[{name: [control]}]",
+                     "[{name: {a: 1}}]", "[true]", "[~]"):
+        yield "fixtures %s" % fixtures, GOOD.replace("fixtures: [control]", "fixtures: %s" % fixtures)
+    for resave in ("true", "[tf2.15]", "[3]", "[[tf2.15]]", "tf2.15", "[~]"):
+        yield "resave %s" % resave, GOOD.replace("fixtures: [control]", "fixtures: [{name: control, resave: %s}]"
+                                                 % resave)
+    # the keys the checks speak for (resave, outcome, expires, formats) used as names of pins and set_env
+    for where, value in (("pins", "{resave: '<2'}"), ("pins", "{resave: [1]}"), ("pins", "{outcome: {a: 1}}"),
+                         ("pins", "{expires: [x]}"), ("set_env", "{resave: 3}"), ("set_env", "{resave: [a]}"),
+                         ("set_env", "{formats: [a, a]}"), ("set_env", "{outcome: ~}")):
+        yield "names %s: %s" % (where, value), GOOD.replace("keras: bundled}", "keras: bundled, %s: %s}"
+                                                           % (where, value))
+    for exclusions in ("[]", "~", "[{producer: '*', consumer: tf2.15, fixture: '*', format: '*', reason: r}]",
+                       "[['*', tf2.15]]", "[['*', tf2.15, '*', '*', r]]", "['*']", "[[]]", "[~]",
+                       "{producer: '*', consumer: tf2.15, fixture: '*', format: '*', reason: r}"):
+        yield "exclusions %s" % exclusions, GOOD + "exclusions: %s\n" % exclusions
+    # each top-level section given another shape (null, a scalar, the wrong collection, empty); an empty
+    # defaults and a fixture name with no module are the checks' own rules (no python; no fixtures/x.py)
+    no_envs = "".join(line for line in GOOD.splitlines(True) if not line.startswith(("environments:", "  - ")))
+    for key, good in (("defaults", '{python: "3.11"}'), ("environments", None), ("fixtures", "[control]"),
+                      ("formats", "[h5]")):
+        for value in ("~", "x", "3", "[]", "{}", "[x]"):
+            if (key, value) in (("defaults", "{}"), ("fixtures", "[x]")):
+                continue
+            text = (no_envs + "environments: %s\n" % value if key == "environments" else
+                    GOOD.replace("%s: %s" % (key, good), "%s: %s" % (key, value)))
+            yield "sections %s: %s" % (key, value), text
+    for key in ("exclusions", "expectations", "check_timeout", "converter"):
+        for value in ("~", "x", "3", "[]", "{}", "[x]"):
+            yield "sections %s: %s" % (key, value), GOOD + "%s: %s\n" % (key, value)
+    # the document itself: a mapping, or something else (nothing at all, null, a list, a string)
+    for doc in ("", "# only a comment\n", "~\n", "null\n", "---\n", "- 1\n", "'x'\n", "3\n"):
+        yield "document %r" % doc, doc
+    yield "document GOOD", GOOD
+
+
 CASES = list(variants())
 
 
 @pytest.mark.parametrize("name,text", CASES, ids=[n for n, _ in CASES])
 def test_the_schema_and_the_checks_agree(fake_index, tmp_path, name, text):
     data, problems = parse_yaml(text)
-    assert data is not None and not problems
+    assert not problems  # a null document (or none) is None, as JSON's null: the schema wants an object
     schema_ok = not list(jsonschema.Draft202012Validator(_load_schema()).iter_errors(data))
     try:
         read_matrix(project(str(tmp_path), text))
@@ -56,4 +93,6 @@ def test_both_sides_are_exercised():
         data, _ = parse_yaml(text)
         ok = not list(jsonschema.Draft202012Validator(_load_schema()).iter_errors(data))
         seen.setdefault(name.split()[0].split(".")[0], set()).add(ok)
-    assert seen == {k: {True, False} for k in ("outcome", "expires", "formats", "id", "python", "defaults")}
+    assert seen == {k: {True, False} for k in ("outcome", "expires", "formats", "id", "python", "defaults",
+                                                 "fixtures", "resave", "names", "exclusions", "sections",
+                                                 "document")}
