@@ -11,7 +11,7 @@ import os
 import shutil
 
 import pytest
-from corpus import STUB_FIXTURE, project
+from corpus import GOOD as MATRIX, STUB_FIXTURE, project
 from stub_backend import StubBackend, ran, write_scenario
 from synth import SynthRun, att
 
@@ -20,14 +20,6 @@ from harness.backends import BACKENDS
 from harness.matrix import load_matrix
 
 K2, K3 = "tf2.15", "tf2.16-keras3"
-MATRIX = """version: 1
-defaults: {python: "3.11"}
-environments:
-  - {id: tf2.15, tensorflow: "2.15.1", keras: bundled}
-  - {id: tf2.16-keras3, tensorflow: "2.16.2", keras: "3.3.3"}
-fixtures: [control]
-formats: [h5]
-"""
 
 
 class Project:
