@@ -408,22 +408,45 @@ class Runner:
                             self.reused_artifacts[(env, fx, fmt)] = entry
 
     def _ensure(self, env: str) -> None:
-        """Make (or reuse) the env once per segment; its fingerprint follows what it holds now."""
+        """Make (or reuse) the env once per segment; its fingerprint is then what it holds. An env
+        that holds other versions than its requirements resolve to today is built again from
+        scratch (once: where the installer still disagrees with the resolver, what it holds is what
+        its cells are keyed by, and the log says so)."""
         with self.lock:
             if env in self.created:
                 return
         backend = self.backends[env]
         t = time.time()
-        if self.drift.get(env):
-            # It holds other versions than its requirements give today: built again, from scratch.
-            backend.invalidate("drift: " + summary(self.drift[env]))
+        before = self.drift.get(env)
+        if before:
+            backend.invalidate("drift: " + summary(before))
         rebuilt = backend.create()
+        left = self._drift_now(env)
+        if left and not before:
+            # Reused as it stood (a venv tox reconciled for a new state dir, say): not today's.
+            self.drift[env] = left
+            backend.invalidate("drift: " + summary(left))
+            rebuilt = backend.create()
+            left = self._drift_now(env)
         self._time(env, "create_s", t)
-        self.log("%-18s env %s (%.0fs)%s" % (env, "built" if rebuilt else "reused", time.time() - t,
-                                             "; drift: %s" % summary(self.drift[env]) if self.drift.get(env) else ""))
+        said = "; drift: %s" % summary(self.drift[env]) if self.drift.get(env) else ""
+        if left:
+            said += "; still holds other versions than its requirements resolve to (%s): its cells are keyed by " \
+                    "what it holds" % summary(left)
+        self.log("%-18s env %s (%.0fs)%s" % (env, "built" if rebuilt else "reused", time.time() - t, said))
+        state = backend.current_state() or {}
         with self.lock:
             self.created.add(env)
-            self.fps[env] = self.fingerprint(env)
+            self.fps[env] = env_fingerprint(self.matrix.env(env), state["installed"]) if state.get(
+                "installed") else self.fingerprint(env)
+
+    def _drift_now(self, env: str) -> list:
+        """What the env, as its record says it stands now, lacks of today's resolution."""
+        res = self._resolution(env)
+        installed = (self.backends[env].current_state() or {}).get("installed")
+        if res is None or res.packages is None or not installed:
+            return []
+        return drift(installed.get("packages") or {}, res.packages)
 
     def _fill_cache(self, records: list[dict]) -> None:
         """Put what this run computed into the cache (reused entries are already there)."""

@@ -4,6 +4,7 @@ this Python. Tests of the cache, the merge and the gates use it to see which cel
 
 Scenario (JSON at $TFCOMPAT_STUB): {"log": path (one line per item a worker ran),
 "nonce": text written into every saved file (change it and a re-save makes other bytes),
+"envs_dir": where the envs are (default: the state dir's stub-envs),
 "packages": {env: {name: version}} (what a build installs), "resolved": {env: {name: version}} (what
 the requirements resolve to today: tests hand it to the runner in place of uv), "cells": {check key: {"plain": [attempt...], "remedies": [...]}}}.
 """
@@ -46,7 +47,10 @@ class StubBackend(Backend):
     name = "stub"
 
     def folder(self) -> str:
-        return os.path.join(self.where.state_dir, "stub-envs", self.spec.id)
+        """The env itself: under the state dir, or in the scenario's `envs_dir` (shared by state
+        dirs, as .tox is)."""
+        return os.path.join(scenario().get("envs_dir") or os.path.join(self.where.state_dir, "stub-envs"),
+                            self.spec.id)
 
     def wanted_state(self) -> dict:
         return {"spec_hash": self.spec.spec_hash("stub"), "location": self.folder()}
@@ -60,10 +64,20 @@ class StubBackend(Backend):
         return {"python": "3.11.7", "packages": packages}
 
     def create(self) -> bool:
+        """As tox does: a current env is kept; with no record, an env folder that is there is
+        reconciled as it stands (its packages kept); a stale record or no folder installs anew."""
         if self.current_state():
             return False
-        os.makedirs(self.folder(), exist_ok=True)
-        self.record_state(dict(self.wanted_state(), installed=self.installed()))
+        held = os.path.join(self.folder(), "installed.json")
+        if os.path.exists(held) and not (self.recorded_state() or {}).get("stale"):
+            with open(held) as fh:
+                installed = json.load(fh)
+        else:
+            os.makedirs(self.folder(), exist_ok=True)
+            installed = self.installed()
+            with open(held, "w") as fh:
+                json.dump(installed, fh)
+        self.record_state(dict(self.wanted_state(), installed=installed))
         return True
 
     def launcher(self) -> Launcher:

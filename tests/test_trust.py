@@ -238,6 +238,24 @@ def test_an_env_record_whose_env_is_gone_is_not_current(resolver):
     assert len(checks(did)) == 4 and not any(r["cached"] for r in third.values())
 
 
+def test_an_env_reused_as_it_stood_is_rebuilt_when_it_is_not_todays(resolver, tmp_path):
+    """A new state dir finds an env folder built earlier (as tox reconciles .tox/<id>): what it holds
+    is not what its requirements resolve to today, so it is built again before its cells run, and
+    its cells say what really ran."""
+    old = {"tensorflow": "2.15.1", "h5py": "3.14.0"}
+    envs = str(tmp_path / "envs")
+    write_scenario(resolver.scenario, envs_dir=envs, packages={K2: old, K3: old}, resolved={K2: old, K3: old})
+    resolver.run()
+    new = dict(old, h5py="3.15.0")
+    write_scenario(resolver.scenario, packages={K2: new, K3: new}, resolved={K2: new, K3: new})
+    resolver.state = str(tmp_path / "another-state")
+    cells, did = resolver.run()
+    assert len(checks(did)) == 4
+    assert {r["versions"]["consumer"]["packages"]["h5py"] for r in cells.values()} == {"3.15.0"}
+    record = json.load(open(os.path.join(resolver.state, "envs", K2 + ".json")))["stub"]
+    assert record["installed"]["packages"]["h5py"] == "3.15.0"
+
+
 def test_an_unknown_resolution_says_so_and_keeps_what_was_seen(resolver):
     pkgs = {"tensorflow": "2.15.1"}
     write_scenario(resolver.scenario, packages={K2: pkgs, K3: pkgs}, resolved={K2: pkgs, K3: pkgs})
