@@ -213,7 +213,7 @@ def _dispatch(args) -> int:
                     print("%s_jobs=%d" % (stage, len(shards[stage]["include"])))
                 print("run_id=%s" % shards["run_id"])
                 return 0
-        return _plan(matrix, sel, args.json, root, cached, shards, here, runner.drift_lines())
+        return _plan(matrix, sel, args.json, root, cached, shards, here, runner.drift_lines(None if args.json else 8))
     if args.command == "merge":
         return _merge(args, matrix, state_dir, reports)
     if args.command == "scan":

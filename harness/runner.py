@@ -261,9 +261,11 @@ class Runner:
         self._resolve(envs)
         return {env: self.fingerprint(env) for env in envs}
 
-    def drift_lines(self) -> dict[str, str]:
-        """env -> one line: what drifted (the env is rebuilt), or why its resolution is unknown."""
-        out = {env: "drift: %s" % ", ".join(describe(c) for c in changes) for env, changes in self.drift.items()}
+    def drift_lines(self, limit: int | None = None) -> dict[str, str]:
+        """env -> one line: what drifted (the env is rebuilt; the first `limit` changes), or why its
+        resolution is unknown."""
+        out = {env: "drift: %s" % (summary(changes, limit) if limit else ", ".join(describe(c) for c in changes))
+               for env, changes in self.drift.items()}
         for env, res in self.resolutions.items():
             if res is not None and not res.known and env not in out:
                 out[env] = "drift not checked (the requirements did not resolve: %s)" % res.reason
@@ -497,7 +499,7 @@ class Runner:
         # a shard resolves only its own envs (and producers no save shard recorded)
         self.fps = self._fingerprints([e for e in list(self.sel.envs) + conv if e not in recorded])
         self.fps.update(recorded)
-        for env, line in sorted(self.drift_lines().items()):
+        for env, line in sorted(self.drift_lines(limit=6).items()):
             self.log("%-18s %s" % (env, line))
         self._note_saved()  # a resumed segment's artifacts are the ones its journals saved
         self.needs = {env for env in self.group if self._needs_work(env, saves_only=self.stage == "save")}
