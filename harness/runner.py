@@ -423,6 +423,9 @@ class Runner:
         if before:
             backend.invalidate("drift: " + summary(before))
         rebuilt = backend.create()
+        # Resolved again with what the env now holds: a backend may keep what its venv was seeded
+        # with (Docker's setuptools), as its installer did.
+        self.resolutions.pop(env, None)
         left = self._drift_now(env)
         if left and not before:
             # Reused as it stood (a venv tox reconciled for a new state dir, say): not today's.

@@ -78,6 +78,8 @@ class StubBackend(Backend):
             with open(held, "w") as fh:
                 json.dump(installed, fh)
         self.record_state(dict(self.wanted_state(), installed=installed))
+        with open(scenario()["log"], "a") as fh:
+            fh.write("create|%s\n" % self.spec.id)
         return True
 
     def launcher(self) -> Launcher:

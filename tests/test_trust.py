@@ -189,9 +189,17 @@ def resolver(proj, monkeypatch):
 
     def resolve_backends(backends, installed=None, jobs=4, timeout=0):
         with open(proj.scenario) as fh:
-            resolved = json.load(fh).get("resolved") or {}
-        return {env: Resolution(dict(resolved[env])) if env in resolved else Resolution(None, "index down")
-                for env in backends}
+            data = json.load(fh)
+        resolved, seeds = data.get("resolved") or {}, data.get("seeds") or ()
+        out = {}
+        for env in backends:
+            if env not in resolved:
+                out[env] = Resolution(None, "index down")
+                continue
+            held = ((installed or {}).get(env) or {}).get("packages") or {}
+            # as Docker's pip keeps what its venv was seeded with, where it satisfies
+            out[env] = Resolution(dict(resolved[env], **{n: held[n] for n in seeds if n in held}))
+        return out
 
     monkeypatch.setattr(runner, "resolve_backends", resolve_backends)
     return proj
@@ -254,6 +262,19 @@ def test_an_env_reused_as_it_stood_is_rebuilt_when_it_is_not_todays(resolver, tm
     assert {r["versions"]["consumer"]["packages"]["h5py"] for r in cells.values()} == {"3.15.0"}
     record = json.load(open(os.path.join(resolver.state, "envs", K2 + ".json")))["stub"]
     assert record["installed"]["packages"]["h5py"] == "3.15.0"
+
+
+def test_a_seed_the_installer_keeps_is_not_drift_after_the_build(resolver):
+    """A venv seeded with setuptools 66 keeps it (pip does, where it satisfies): the resolution made
+    before the env existed said 80; resolved again with what the env holds, it agrees: one build."""
+    seeded = {"tensorflow": "2.15.1", "setuptools": "66.1.1"}
+    today = {"tensorflow": "2.15.1", "setuptools": "80.10.2"}
+    write_scenario(resolver.scenario, packages={K2: seeded, K3: seeded}, resolved={K2: today, K3: today},
+                   seeds=["setuptools"])
+    resolver.run()
+    assert sorted(line for line in ran(resolver.log) if line.startswith("create|")) == ["create|" + K2,
+                                                                                      "create|" + K3]
+    assert plan(resolver)[1] == {}
 
 
 def test_an_unknown_resolution_says_so_and_keeps_what_was_seen(resolver):
