@@ -12,7 +12,9 @@ import time
 
 import pytest
 
-pytestmark = pytest.mark.e2e
+# The slow tier (`tox -e tests -- -m slow`, nightly): the quick tier keeps the crash/hang logic on a
+# stand-in worker (tests/test_process.py) and the attempts a retry keeps (tests/test_trust.py).
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = "tf2.15"
