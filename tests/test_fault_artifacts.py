@@ -15,6 +15,7 @@ import pytest
 from harness import process
 from harness.backends.base import LocalPython
 from harness.matrix import FixtureSpec
+from harness.worker.slots import SLOTS_FILE
 
 # The slow tier (`tox -e tests -- -m slow`, nightly: .github/workflows/slow-tests.yml).
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -27,8 +28,10 @@ PER_ARTIFACT = 20  # 10 artifacts x 20 mutants
 
 
 def _files(root):
+    """The artifact's own files: not the references the harness keeps beside them (the .npy arrays,
+    the optimizer slots, meta.json), which the fuzz leaves alone."""
     return sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs if not f.endswith(".npy")
-                  and f != "meta.json")
+                  and f not in ("meta.json", SLOTS_FILE))
 
 
 def mutate(rng, src, dest):
